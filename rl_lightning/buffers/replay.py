@@ -1,0 +1,228 @@
+"""A circular replay buffer of preallocated tensors, with n-step returns computed at insertion."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+class ReplayBatch(NamedTuple):
+    """A batch of (n-step) transitions; the TD target is ``rewards + discounts * (1 - terminations) * V(next)``."""
+
+    observations: Tensor
+    actions: Tensor
+    rewards: Tensor
+    """Discounted sum of the (up to n) rewards that follow the action."""
+    next_observations: Tensor
+    """The observation n steps later, or the true final observation if the episode ended sooner."""
+    terminations: Tensor
+    """1.0 where the episode terminated within those steps (no bootstrap), else 0.0."""
+    discounts: Tensor
+    """``gamma ** k``, k the number of rewards summed: the factor of the bootstrap value."""
+
+
+def _host_bool(flags: Tensor | np.ndarray | None, num_envs: int, default: bool) -> Tensor:
+    if flags is None:
+        return torch.full((num_envs,), default, dtype=torch.bool)
+    return torch.as_tensor(flags).to("cpu", torch.bool).reshape(num_envs)
+
+
+class ReplayBuffer:
+    """Uniform replay over the last ``capacity`` transitions of ``num_envs`` parallel environments.
+
+    ``add`` takes one step of every environment at once. With ``n_step > 1`` each environment's last
+    ``n_step`` steps wait in a small window until their n-step return is complete; an episode end
+    (termination or truncation) flushes the window with shorter returns, so no return ever reaches
+    across an episode boundary. Which steps are flushed is decided on the host from the env's done
+    flags; the data tensors stay on ``device`` and are never read back.
+
+    Args:
+        capacity: number of transitions kept; older ones are overwritten.
+        observation_shape / observation_dtype: one observation (uint8 images stay uint8).
+        action_shape / action_dtype: one action (``()`` and ``torch.long`` for a Discrete space).
+        num_envs: environments stepped together in each ``add``.
+        n_step: number of rewards summed into each transition's return.
+        gamma: discount factor of those returns.
+        device: where the tensors live (``"cpu"`` or ``"cuda"``); batches are sampled there.
+        seed: seed of the buffer's own sampling generator.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        observation_shape: Sequence[int],
+        observation_dtype: torch.dtype,
+        action_shape: Sequence[int],
+        action_dtype: torch.dtype,
+        num_envs: int = 1,
+        n_step: int = 1,
+        gamma: float = 0.99,
+        device: torch.device | str = "cpu",
+        seed: int | None = None,
+    ) -> None:
+        if capacity < num_envs * n_step:
+            raise ValueError(f"capacity={capacity} must hold at least num_envs * n_step = {num_envs * n_step}.")
+        self.capacity, self.num_envs, self.n_step, self.gamma = capacity, num_envs, n_step, gamma
+        self.device = torch.device(device)
+        obs_shape, act_shape = tuple(observation_shape), tuple(action_shape)
+
+        def zeros(*shape: int, dtype: torch.dtype = torch.float32) -> Tensor:
+            return torch.zeros(shape, dtype=dtype, device=self.device)
+
+        self.storage: dict[str, Tensor] = {
+            "observations": zeros(capacity, *obs_shape, dtype=observation_dtype),
+            "actions": zeros(capacity, *act_shape, dtype=action_dtype),
+            "rewards": zeros(capacity),
+            "next_observations": zeros(capacity, *obs_shape, dtype=observation_dtype),
+            "terminations": zeros(capacity),
+            "discounts": zeros(capacity),
+        }
+        # The n-step window, a ring over slots shared by all envs (slot of age a: (head - a) % n_step).
+        self.window: dict[str, Tensor] = {
+            "observations": zeros(n_step, num_envs, *obs_shape, dtype=observation_dtype),
+            "actions": zeros(n_step, num_envs, *act_shape, dtype=action_dtype),
+            "returns": zeros(n_step, num_envs),
+            "discounts": zeros(n_step, num_envs),
+        }
+        self._head = n_step - 1
+        self._pending = torch.zeros(num_envs, dtype=torch.long)  # steps waiting per env, on the host
+        self._ages = torch.arange(n_step)
+        self.position = 0
+        self.size = 0
+        self.generator = torch.Generator(device=self.device)
+        if seed is not None:
+            self.generator.manual_seed(seed)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(
+        self,
+        observations: Tensor,
+        actions: Tensor,
+        rewards: Tensor,
+        next_observations: Tensor,
+        terminations: Tensor | np.ndarray,
+        truncations: Tensor | np.ndarray,
+        valid: Tensor | np.ndarray | None = None,
+    ) -> int:
+        """Add one step of every env; return how many transitions entered the buffer.
+
+        ``next_observations`` must be the true next observations (the final one at an episode end).
+        Envs where ``valid`` is False (the vector env's autoreset step) contribute nothing.
+        """
+        terminated = _host_bool(terminations, self.num_envs, False)
+        done = terminated | _host_bool(truncations, self.num_envs, False)
+        valid = _host_bool(valid, self.num_envs, True)
+        actions = actions.reshape(self.window["actions"].shape[1:])
+        rewards = torch.as_tensor(rewards, dtype=torch.float32).reshape(self.num_envs)
+        if self.n_step == 1:
+            # The window would hold each step for no time at all: write the valid steps straight away.
+            envs = None if bool(valid.all()) else valid.nonzero().squeeze(1)
+            return self._write(
+                envs,
+                observations=observations,
+                actions=actions,
+                rewards=rewards,
+                next_observations=next_observations,
+                terminations=terminated.float(),
+                discounts=torch.full((self.num_envs,), self.gamma),
+            )
+
+        n, window = self.n_step, self.window
+        self._head = (self._head + 1) % n
+        window["observations"][self._head] = observations
+        window["actions"][self._head] = actions
+        window["returns"][self._head] = 0.0
+        window["discounts"][self._head] = 1.0
+        self._pending = torch.where(valid, self._pending + 1, 0)
+
+        slot_ages = (self._head - self._ages) % n  # age of the entry in each slot
+        active = slot_ages[:, None] < self._pending[None, :]  # (slot, env), on the host
+        active_dev = active.to(self.device, non_blocking=True)
+        window["returns"] += active_dev * window["discounts"] * rewards.to(self.device).reshape(1, -1)
+        window["discounts"].mul_(torch.where(active_dev, self.gamma, 1.0))
+
+        ready = active & ((slot_ages[:, None] == n - 1) | done[None, :])
+        slots, envs = ready.nonzero(as_tuple=True)
+        count = 0
+        if len(envs):
+            slots_dev, envs_dev = slots.to(self.device), envs.to(self.device)
+            count = self._write(
+                envs_dev,
+                observations=window["observations"][slots_dev, envs_dev],
+                actions=window["actions"][slots_dev, envs_dev],
+                rewards=window["returns"][slots_dev, envs_dev],
+                next_observations=next_observations,
+                terminations=terminated.float(),
+                discounts=window["discounts"][slots_dev, envs_dev],
+                already_selected=("observations", "actions", "rewards", "discounts"),
+            )
+        self._pending = torch.where(done, 0, self._pending.clamp(max=n - 1))
+        return count
+
+    def _write(
+        self, envs: Tensor | None, already_selected: tuple[str, ...] = (), **fields: Tensor
+    ) -> int:
+        """Store the rows ``envs`` of each field (all rows if None) at the next positions of the ring."""
+        count = self.num_envs if envs is None else len(envs)
+        if count == 0:
+            return 0
+        start = self.position
+        contiguous = start + count <= self.capacity
+        index = None if contiguous else ((torch.arange(count) + start) % self.capacity).to(self.device)
+        for name, values in fields.items():
+            values = values.to(self.device, non_blocking=True)
+            if envs is not None and name not in already_selected:
+                values = values[envs.to(self.device)]
+            if contiguous:
+                self.storage[name][start : start + count] = values
+            else:
+                self.storage[name][index] = values.to(self.storage[name].dtype)
+        self.position = (start + count) % self.capacity
+        self.size = min(self.size + count, self.capacity)
+        return count
+
+    def sample(self, batch_size: int) -> ReplayBatch:
+        """``batch_size`` transitions drawn uniformly, with replacement, from the stored ones."""
+        if self.size == 0:
+            raise RuntimeError("cannot sample from an empty replay buffer")
+        index = torch.randint(self.size, (batch_size,), device=self.device, generator=self.generator)
+        return ReplayBatch(**{name: tensor[index] for name, tensor in self.storage.items()})
+
+    def state_dict(self, include_storage: bool = True) -> dict[str, Any]:
+        """Everything needed to continue exactly: stored transitions, the n-step window, the sampler."""
+        state: dict[str, Any] = {
+            "position": self.position,
+            "size": self.size if include_storage else 0,
+            "head": self._head,
+            "pending": self._pending.clone(),
+            "window": {name: t.clone() for name, t in self.window.items()},
+            "generator": self.generator.get_state(),
+        }
+        if include_storage:
+            state["storage"] = {name: t[: self.size].clone() for name, t in self.storage.items()}
+        else:
+            state["position"] = 0
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        size = state["size"]
+        if size > self.capacity:
+            raise ValueError(f"the saved buffer holds {size} transitions, more than capacity={self.capacity}")
+        for name, tensor in state.get("storage", {}).items():
+            self.storage[name][:size] = tensor.to(self.device)
+        for name, tensor in state["window"].items():
+            self.window[name].copy_(tensor)
+        self.position, self.size, self._head = state["position"], size, state["head"]
+        self._pending = state["pending"].clone()
+        self.generator.set_state(state["generator"])
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the stored transitions."""
+        return sum(t.numel() * t.element_size() for t in self.storage.values())

@@ -1,0 +1,159 @@
+"""Stepping a vector env: observations as tensors on the module's device, transitions, episode records."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from gymnasium.vector import VectorEnv
+from torch import Tensor
+
+from rl_lightning.envs import seed_vector_env
+
+
+class Transition(NamedTuple):
+    """One step of every sub-environment. Flags are host (numpy) arrays; the rest are tensors."""
+
+    observations: Tensor
+    actions: Tensor
+    rewards: Tensor
+    next_observations: Tensor
+    """The true next observations: at an episode end, the final observation (NEXT_STEP autoreset)."""
+    terminations: np.ndarray
+    truncations: np.ndarray
+    valid: np.ndarray
+    """False for an env whose step was the autoreset step: that is no transition and is stored nowhere."""
+
+
+class Episodes(NamedTuple):
+    """Episodes finished since the last :meth:`Collector.pop_episodes`."""
+
+    env_indices: np.ndarray
+    returns: np.ndarray
+    lengths: np.ndarray
+
+
+class Collector:
+    """Steps ``vector_env`` with actions chosen by the caller and keeps what a learner needs to know.
+
+    The vector env autoresets in NEXT_STEP mode: the step after an episode end only resets that
+    sub-env (its action is ignored, its reward is 0). The collector marks that step invalid in the
+    :class:`Transition` so that no buffer stores it, and keeps it out of the episode records.
+    Observations cross from numpy to torch once, onto ``device``, and are reused as the next step's
+    observations.
+
+    Args:
+        vector_env: the environments to step.
+        device: where observations are placed for the policy (the module's device).
+    """
+
+    def __init__(self, vector_env: VectorEnv, device: torch.device | str = "cpu") -> None:
+        self.env = vector_env
+        self.num_envs = vector_env.num_envs
+        self.device = torch.device(device)
+        self.observations: Tensor | None = None
+        self._autoreset = np.zeros(self.num_envs, dtype=bool)
+        self._episode_returns = np.zeros(self.num_envs, dtype=np.float64)
+        self._episode_lengths = np.zeros(self.num_envs, dtype=np.int64)
+        self._finished: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def _to_tensor(self, array: np.ndarray) -> Tensor:
+        array = np.asarray(array)
+        if array.dtype == np.float64:  # networks and buffers work in float32
+            array = array.astype(np.float32)
+        return torch.as_tensor(array).to(self.device, non_blocking=True)
+
+    def reset(self, seed: int, rank: int = 0) -> Tensor:
+        """Reset every sub-env with seeds derived from ``seed`` and ``rank``; forget unfinished episodes."""
+        self.observations = self._to_tensor(seed_vector_env(self.env, seed, rank))
+        self._autoreset[:] = False
+        self._episode_returns[:] = 0.0
+        self._episode_lengths[:] = 0
+        self._finished.clear()
+        return self.observations
+
+    def step(self, actions: Tensor, env_actions: Tensor | None = None) -> Transition:
+        """Step every sub-env with ``actions`` (``env_actions``, e.g. clipped ones, are sent instead if given)."""
+        if self.observations is None:
+            raise RuntimeError("call Collector.reset(seed) before the first step")
+        sent = actions if env_actions is None else env_actions
+        next_obs, rewards, terminations, truncations, _ = self.env.step(sent.detach().cpu().numpy())
+        terminations, truncations = np.asarray(terminations, bool), np.asarray(truncations, bool)
+        valid = ~self._autoreset
+        rewards = np.asarray(rewards, dtype=np.float64)
+
+        self._episode_returns += np.where(valid, rewards, 0.0)
+        self._episode_lengths += valid
+        done = terminations | truncations
+        if done.any():
+            ended = np.flatnonzero(done)
+            self._finished.append((ended, self._episode_returns[ended].copy(), self._episode_lengths[ended].copy()))
+            self._episode_returns[ended] = 0.0
+            self._episode_lengths[ended] = 0
+        self._autoreset = done
+
+        transition = Transition(
+            observations=self.observations,
+            actions=actions,
+            rewards=torch.from_numpy(rewards.astype(np.float32)),
+            next_observations=self._to_tensor(next_obs),
+            terminations=terminations,
+            truncations=truncations,
+            valid=valid,
+        )
+        self.observations = transition.next_observations
+        return transition
+
+    def pop_episodes(self) -> Episodes:
+        """The episodes finished since the last call (env index, return, length)."""
+        if not self._finished:
+            empty = np.zeros(0)
+            return Episodes(empty.astype(np.int64), empty, empty.astype(np.int64))
+        env_indices, returns, lengths = (np.concatenate(parts) for parts in zip(*self._finished))
+        self._finished.clear()
+        return Episodes(env_indices, returns, lengths)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The collector's position in its episodes (the environments' own state is saved separately)."""
+        # Tensors only, so that checkpoints load with torch.load(weights_only=True).
+        return {
+            "observations": None if self.observations is None else self.observations.cpu(),
+            "autoreset": torch.from_numpy(self._autoreset.copy()),
+            "episode_returns": torch.from_numpy(self._episode_returns.copy()),
+            "episode_lengths": torch.from_numpy(self._episode_lengths.copy()),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        obs = state["observations"]
+        self.observations = None if obs is None else obs.to(self.device)
+        self._autoreset = state["autoreset"].numpy().copy()
+        self._episode_returns = state["episode_returns"].numpy().copy()
+        self._episode_lengths = state["episode_lengths"].numpy().copy()
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def evaluate_policy(
+    policy: Callable[[Tensor], Tensor], collector: Collector, episodes: int, seed: int
+) -> Episodes:
+    """Play ``episodes`` whole episodes with ``policy`` and return them.
+
+    Each sub-env plays a fixed share of the episodes (the first ``episodes % num_envs`` envs one more),
+    so short episodes are not over-represented, and every call starts from the same seeded states.
+    """
+    quota = np.full(collector.num_envs, episodes // collector.num_envs)
+    quota[: episodes % collector.num_envs] += 1
+    collector.reset(seed)
+    kept: list[Episodes] = []
+    played = np.zeros_like(quota)
+    while (played < quota).any():
+        collector.step(policy(collector.observations))
+        finished = collector.pop_episodes()
+        for env_index, ret, length in zip(*finished):
+            if played[env_index] < quota[env_index]:
+                played[env_index] += 1
+                kept.append(Episodes(np.array([env_index]), np.array([ret]), np.array([length])))
+    return Episodes(*(np.concatenate(parts) for parts in zip(*kept)))

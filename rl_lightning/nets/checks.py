@@ -1,0 +1,67 @@
+"""Building user-replaceable networks and refusing ones of the wrong shape."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Union
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from rl_lightning.errors import ConfigurationError
+
+NetworkSpec = Union[nn.Module, Callable[[gym.Space, gym.Space], nn.Module], None]
+"""A network given by the user: a module, or a factory of ``(observation_space, action_space)``."""
+
+
+def build_network(
+    spec: NetworkSpec,
+    observation_space: gym.Space,
+    action_space: gym.Space,
+    default: Callable[[], nn.Module],
+    name: str,
+) -> nn.Module:
+    """The module of ``spec``: itself, what its factory builds from the spaces, or ``default()`` for None."""
+    if spec is None:
+        return default()
+    if isinstance(spec, nn.Module):
+        return spec
+    if callable(spec):
+        built = spec(observation_space, action_space)
+        if not isinstance(built, nn.Module):
+            raise ConfigurationError(
+                f"{name}={spec!r} returned {type(built).__name__}; a network factory must return an nn.Module "
+                f"when called with (observation_space, action_space)."
+            )
+        return built
+    raise ConfigurationError(
+        f"{name}={spec!r} is neither an nn.Module nor a factory of (observation_space, action_space)."
+    )
+
+
+def example_observations(space: gym.Space, batch: int = 2) -> torch.Tensor:
+    """A batch of observations from ``space``, as the collector hands them to networks."""
+    samples = np.stack([np.asarray(space.sample()) for _ in range(batch)])
+    if samples.dtype == np.float64:
+        samples = samples.astype(np.float32)
+    return torch.as_tensor(samples)
+
+
+def check_output_shape(
+    network: nn.Module, inputs: tuple[torch.Tensor, ...], expected: tuple[int, ...], name: str, meaning: str
+) -> None:
+    """Run ``network`` on ``inputs`` and refuse it unless its output has shape ``expected``."""
+    try:
+        with torch.no_grad():
+            output = network(*inputs)
+    except Exception as err:
+        shapes = ", ".join(str(tuple(x.shape)) for x in inputs)
+        raise ConfigurationError(
+            f"{name} failed on inputs of shape {shapes} ({type(err).__name__}: {err}). It must map those to "
+            f"shape {expected} = {meaning}."
+        ) from None
+    if not isinstance(output, torch.Tensor) or tuple(output.shape) != expected:
+        got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        raise ConfigurationError(f"{name} returned shape {got}; expected {expected} = {meaning}.")
