@@ -8,11 +8,18 @@ import sys
 from collections.abc import Sequence
 
 import torch
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from rl_lightning.algos.base import RLAlgorithm
 from rl_lightning.data import Collector, evaluate_policy
 from rl_lightning.errors import ConfigurationError
+
+
+class _ConciseParser(LightningArgumentParser):
+    """On a bad option, say what is wrong and where to look, without a screenful of usage first."""
+
+    def print_usage(self, file: object = None) -> None:
+        pass
 
 
 class RLCLI(LightningCLI):
@@ -30,6 +37,7 @@ class RLCLI(LightningCLI):
             trainer_defaults={"max_epochs": -1, "num_sanity_val_steps": 0},
             save_config_kwargs={"overwrite": True},
             auto_configure_optimizers=False,
+            parser_class=_ConciseParser,
             args=args,
         )
 
@@ -61,7 +69,9 @@ def load_algorithm(ckpt_path: str, device: str = "cpu") -> RLAlgorithm:
         raise ConfigurationError(f"--ckpt_path {ckpt_path} was not written by an rl-lightning algorithm.")
     module_name, _, class_name = algorithm_path.rpartition(".")
     algorithm_class = getattr(__import__(module_name, fromlist=[class_name]), class_name)
-    algorithm = algorithm_class(**checkpoint["hyper_parameters"])
+    # LightningCLI adds private keys such as `_class_path` beside the constructor's arguments.
+    hyperparameters = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
+    algorithm = algorithm_class(**hyperparameters)
     algorithm.load_state_dict(checkpoint["state_dict"])
     return algorithm.to(device).eval()
 
@@ -100,10 +110,11 @@ def evaluate(argv: Sequence[str]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Entry point of ``rl-lightning``; ``argv`` defaults to the command line."""
+    command = list(sys.argv[1:] if argv is None else argv)
     try:
-        if argv and argv[0] == "evaluate":
-            evaluate(argv[1:])
+        if command and command[0] == "evaluate":
+            evaluate(command[1:])
         else:
             RLCLI(args=argv)
     except Exception as error:

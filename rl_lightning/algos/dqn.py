@@ -151,7 +151,10 @@ class DQN(OffPolicyAlgorithm):
         self.learning_rate, self.tau, self.double_q, self.loss = learning_rate, tau, double_q, loss
         self.target_update_interval, self.max_grad_norm = target_update_interval, max_grad_norm
         self.exploration_fraction = exploration_fraction
-        self.exploration_initial_eps, self.exploration_final_eps = exploration_initial_eps, exploration_final_eps
+        self.exploration_initial_eps, self.exploration_final_eps = (
+            exploration_initial_eps,
+            exploration_final_eps,
+        )
         self.target_updates = 0  # how many target_update_interval boundaries the target has caught up with
 
     def exploration_rate(self) -> float:
@@ -166,7 +169,9 @@ class DQN(OffPolicyAlgorithm):
         batch = observations.shape[0]
         epsilon = 0.0 if deterministic else self.exploration_rate()
         if epsilon >= 1.0:
-            return torch.randint(self.n_actions, (batch,), device=observations.device, generator=self.generator)
+            return torch.randint(
+                self.n_actions, (batch,), device=observations.device, generator=self.generator
+            )
         greedy = self.q_net(observations).argmax(dim=1)
         if epsilon <= 0.0:
             return greedy

@@ -55,12 +55,17 @@ class OffPolicyAlgorithm(RLAlgorithm):
         eval_episodes: int,
         eval_envs: int,
     ) -> None:
-        check_positive(buffer_size=buffer_size, batch_size=batch_size, train_freq=train_freq, n_step=n_step)
+        check_positive(
+            num_envs=num_envs, buffer_size=buffer_size, batch_size=batch_size, train_freq=train_freq
+        )
+        check_positive(n_step=n_step)
         check_fraction(gamma=gamma)
         if learning_starts < 0:
             raise ConfigurationError(f"learning_starts={learning_starts} must be >= 0.")
         if gradient_steps == 0 or gradient_steps < -1:
-            raise ConfigurationError(f"gradient_steps={gradient_steps} must be positive, or -1 for one per env step.")
+            raise ConfigurationError(
+                f"gradient_steps={gradient_steps} must be positive, or -1 for one per env step."
+            )
         if train_freq % num_envs:
             raise ConfigurationError(
                 f"train_freq={train_freq} env steps is not a whole number of steps of the {num_envs} envs; "
@@ -93,7 +98,12 @@ class OffPolicyAlgorithm(RLAlgorithm):
             eval_envs=eval_envs,
         )
         self.buffer_size, self.learning_starts, self.batch_size = buffer_size, learning_starts, batch_size
-        self.gamma, self.train_freq, self.gradient_steps, self.n_step = gamma, train_freq, gradient_steps, n_step
+        self.gamma, self.train_freq, self.gradient_steps, self.n_step = (
+            gamma,
+            train_freq,
+            gradient_steps,
+            n_step,
+        )
         self.buffer_device, self.save_buffer = buffer_device, save_buffer
         self.buffer: ReplayBuffer | None = None
 

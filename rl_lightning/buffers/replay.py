@@ -65,7 +65,9 @@ class ReplayBuffer:
         seed: int | None = None,
     ) -> None:
         if capacity < num_envs * n_step:
-            raise ValueError(f"capacity={capacity} must hold at least num_envs * n_step = {num_envs * n_step}.")
+            raise ValueError(
+                f"capacity={capacity} must hold at least num_envs * n_step = {num_envs * n_step}."
+            )
         self.capacity, self.num_envs, self.n_step, self.gamma = capacity, num_envs, n_step, gamma
         self.device = torch.device(device)
         obs_shape, act_shape = tuple(observation_shape), tuple(action_shape)
@@ -165,9 +167,7 @@ class ReplayBuffer:
         self._pending = torch.where(done, 0, self._pending.clamp(max=n - 1))
         return count
 
-    def _write(
-        self, envs: Tensor | None, already_selected: tuple[str, ...] = (), **fields: Tensor
-    ) -> int:
+    def _write(self, envs: Tensor | None, already_selected: tuple[str, ...] = (), **fields: Tensor) -> int:
         """Store the rows ``envs`` of each field (all rows if None) at the next positions of the ring."""
         count = self.num_envs if envs is None else len(envs)
         if count == 0:

@@ -89,7 +89,9 @@ class Collector:
         done = terminations | truncations
         if done.any():
             ended = np.flatnonzero(done)
-            self._finished.append((ended, self._episode_returns[ended].copy(), self._episode_lengths[ended].copy()))
+            self._finished.append(
+                (ended, self._episode_returns[ended].copy(), self._episode_lengths[ended].copy())
+            )
             self._episode_returns[ended] = 0.0
             self._episode_lengths[ended] = 0
         self._autoreset = done

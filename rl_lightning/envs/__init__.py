@@ -9,7 +9,11 @@ from rl_lightning.envs.factory import (
     probe_spaces,
     seed_vector_env,
 )
-from rl_lightning.envs.spaces import check_bounded_box_actions, check_discrete_actions, check_observation_space
+from rl_lightning.envs.spaces import (
+    check_bounded_box_actions,
+    check_discrete_actions,
+    check_observation_space,
+)
 
 __all__ = [
     "EnvSpec",

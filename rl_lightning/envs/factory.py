@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import importlib
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -13,7 +13,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 
 from rl_lightning.errors import ConfigurationError
 
-EnvSpec = Union[str, type[gym.Env], Callable[[], gym.Env]]
+EnvSpec = str | type[gym.Env] | Callable[[], gym.Env]
 """What users pass as ``env=``: a registered id (``"CartPole-v1"``, ``"my_pkg.envs:Maze-v0"``), an
 ``Env`` subclass, or a zero-argument factory returning an ``Env``."""
 
@@ -53,13 +53,17 @@ def check_env_id(env_id: str) -> str:
     )
 
 
-def _single_env_factory(env: EnvSpec, env_kwargs: dict[str, Any], wrappers: Sequence[Wrapper]) -> Callable[[], gym.Env]:
+def _single_env_factory(
+    env: EnvSpec, env_kwargs: dict[str, Any], wrappers: Sequence[Wrapper]
+) -> Callable[[], gym.Env]:
     """A zero-argument callable building one (wrapped) environment."""
     if isinstance(env, str):
-        env_id = check_env_id(env)
+        check_env_id(env)
 
         def build() -> gym.Env:
-            made = gym.make(env_id, **env_kwargs)
+            # The full 'module:EnvId' id, so that gymnasium imports the module again in a spawned subprocess
+            # (async vectorization), where the registration made in this process does not exist.
+            made = gym.make(env, **env_kwargs)
             for wrap in wrappers:
                 made = wrap(made)
             return made
@@ -140,7 +144,9 @@ def make_vector_env(
                 "wrappers apply to single environments and cannot wrap a native vector env: use "
                 "vectorization='sync' or 'async' with wrappers."
             )
-        vector_env = gym.make_vec(check_env_id(env), num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
+        vector_env = gym.make_vec(
+            check_env_id(env), num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs
+        )
     elif vectorization in ("sync", "async"):
         factory = _single_env_factory(env, kwargs, wrappers)
         vector_cls = gym.vector.SyncVectorEnv if vectorization == "sync" else gym.vector.AsyncVectorEnv
@@ -164,7 +170,7 @@ def seed_vector_env(vector_env: VectorEnv, seed: int, rank: int = 0) -> np.ndarr
     seeds = env_seeds(seed, vector_env.num_envs, rank)
     try:
         observations, _ = vector_env.reset(seed=seeds)
-    except (TypeError, AssertionError):
+    except (TypeError, AssertionError, gym.error.Error):
         # Native vector envs hold one generator for all sub-envs and take a single seed.
         observations, _ = vector_env.reset(seed=seeds[0])
     vector_env.action_space.seed(seeds[0])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Union
 
 import gymnasium as gym
 import numpy as np
@@ -12,7 +11,7 @@ from torch import nn
 
 from rl_lightning.errors import ConfigurationError
 
-NetworkSpec = Union[nn.Module, Callable[[gym.Space, gym.Space], nn.Module], None]
+NetworkSpec = nn.Module | Callable[[gym.Space, gym.Space], nn.Module] | None
 """A network given by the user: a module, or a factory of ``(observation_space, action_space)``."""
 
 
