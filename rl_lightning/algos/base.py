@@ -29,6 +29,7 @@ from rl_lightning.errors import ConfigurationError, check_positive
 warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
 warnings.filterwarnings("ignore", message=r".*`training_step` returned `None`.*")
 warnings.filterwarnings("ignore", message=r".*Found `dataloader_iter` argument in the `training_step`.*")
+warnings.filterwarnings("ignore", message=r".*You are using the `dataloader_iter` step flavor.*")
 warnings.filterwarnings("ignore", message=r".*is an instance of `nn.Module` and is already saved.*")
 
 EVAL_SEED_OFFSET = 1_000_003

@@ -60,6 +60,11 @@ class OffPolicyAlgorithm(RLAlgorithm):
         )
         check_positive(n_step=n_step)
         check_fraction(gamma=gamma)
+        if buffer_size < num_envs * n_step:
+            raise ConfigurationError(
+                f"buffer_size={buffer_size} cannot hold one step of {num_envs} envs for n_step={n_step}; "
+                f"use buffer_size >= {num_envs * n_step}."
+            )
         if learning_starts < 0:
             raise ConfigurationError(f"learning_starts={learning_starts} must be >= 0.")
         if gradient_steps == 0 or gradient_steps < -1:

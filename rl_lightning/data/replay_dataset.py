@@ -63,8 +63,8 @@ class ReplayDataset(IterableDataset):
         self.batch_size, self.learning_starts = batch_size, learning_starts
         self.steps_per_epoch, self.total_timesteps = steps_per_epoch, total_timesteps
         self.steps_per_env_step = collector.num_envs * world_size
-        self.env_steps_per_round = train_freq
-        self.vector_steps_per_round = max(1, train_freq // collector.num_envs)
+        # train_freq counts the env steps of all processes, like every other step count here.
+        self.vector_steps_per_round = max(1, train_freq // self.steps_per_env_step)
         self.gradient_steps = gradient_steps if gradient_steps > 0 else train_freq // world_size
 
     def _play(self, until: int) -> None:

@@ -1,0 +1,399 @@
+"""Speed benchmark: rl-lightning against Stable-Baselines3, same algorithm, same hyperparameters, same machine.
+
+Each entry of ``BENCHMARKS`` trains one algorithm with both libraries, using the hyperparameters of our
+YAML under ``experiments/`` for both. Runs alternate between the libraries (ours seed 0, SB3 seed 0, ours
+seed 1, ...) so that a machine getting busier or cooler affects both alike, and each run is a fresh
+Python process with the same torch thread count, so that its peak memory is its own and no run warms a
+cache for the next. Wall time covers building the model and its envs and training; the final evaluation
+(deterministic episodes on a separately seeded env, the same protocol for both) is not timed.
+
+Timings are only comparable within one invocation on an otherwise idle machine: nothing here asserts a
+speed.
+
+    python scripts/benchmark.py                        # every algorithm, 3 seeds, full budgets
+    python scripts/benchmark.py --algos dqn --seeds 5 --output results.json --markdown results.md
+    python scripts/benchmark.py --quick --seeds 1      # small budgets: checks that everything runs
+
+The parent process imports neither torch nor either library, so that it adds nothing to the peak memory
+measured for its children.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+EVAL_SEED_OFFSET = 10_000
+"""Evaluation envs are seeded ``seed + EVAL_SEED_OFFSET``, away from every training seed."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one training run measured inside its process."""
+
+    env_steps: int
+    wall_s: float
+    eval_returns: list[float]
+
+
+TrainFn = Callable[[dict[str, Any], int, int], Outcome]
+"""``(hyperparameters, eval_episodes, eval_seed) -> Outcome``: build, train (timed), then evaluate (untimed)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What both libraries share for one algorithm."""
+
+    config: str
+    """Our YAML under the repository root; its ``model.init_args`` are the hyperparameters of both libraries."""
+    quick_timesteps: int
+    """The env-step budget of ``--quick``."""
+    eval_episodes: int = 10
+
+
+# ----------------------------------------------------------------------------------------- in the child process
+def load_hyperparameters(settings: Settings) -> dict[str, Any]:
+    """``model.init_args`` of the algorithm's YAML, plus its ``class_path``."""
+    import yaml
+
+    model = yaml.safe_load((REPO / settings.config).read_text())["model"]
+    return {"class_path": model["class_path"], **model["init_args"]}
+
+
+def train_ours(hyperparameters: dict[str, Any], eval_episodes: int, eval_seed: int) -> Outcome:
+    """Any rl-lightning algorithm: ``Trainer.fit`` with no logger, checkpoints, progress bar or validation."""
+    import lightning as L
+    import torch
+
+    from rl_lightning.data import Collector, evaluate_policy
+
+    init_args = dict(hyperparameters)
+    module_name, _, class_name = init_args.pop("class_path").rpartition(".")
+    algorithm = getattr(importlib.import_module(module_name), class_name)
+    L.seed_everything(init_args["seed"], verbose=False)
+
+    started = time.perf_counter()
+    model = algorithm(**init_args)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=-1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,  # no evaluation while training: SB3 runs without an eval callback
+    )
+    trainer.fit(model)
+    wall_s = time.perf_counter() - started
+
+    collector = Collector(model.make_env(1))  # the module's own env: same kwargs and wrappers as training
+    with torch.no_grad():
+        episodes = evaluate_policy(
+            lambda obs: model.act(obs, deterministic=True), collector, eval_episodes, seed=eval_seed
+        )
+    collector.close()
+    return Outcome(model.env_steps, wall_s, episodes.returns.tolist())
+
+
+OURS_ONLY = {
+    "class_path",
+    "env",
+    "env_kwargs",
+    "num_envs",
+    "total_timesteps",
+    "steps_per_epoch",
+    "vectorization",
+    "eval_episodes",
+    "eval_envs",
+    "buffer_device",
+    "save_buffer",
+}
+"""Our arguments that are no SB3 constructor argument (the rest share SB3's names)."""
+RENAMED_FOR_SB3 = {"n_step": "n_steps"}
+
+
+def sb3_arguments(hyperparameters: dict[str, Any]) -> dict[str, Any]:
+    """SB3 constructor arguments from ours: same names, except the network sizes and ``RENAMED_FOR_SB3``.
+
+    Every shared key is passed on, so a hyperparameter added to the YAML reaches SB3 too (or makes SB3
+    fail loudly if it has no such argument) rather than silently making the comparison unequal.
+    """
+    arguments = {
+        RENAMED_FOR_SB3.get(name, name): value for name, value in hyperparameters.items() if name not in OURS_ONLY
+    }
+    if "hidden_sizes" in arguments:
+        arguments["policy_kwargs"] = {"net_arch": list(arguments.pop("hidden_sizes"))}
+    return arguments
+
+
+def train_sb3(algorithm: str) -> TrainFn:
+    """A :data:`TrainFn` for the SB3 class ``algorithm`` (e.g. ``"DQN"``) with its ``MlpPolicy``."""
+
+    def train(hyperparameters: dict[str, Any], eval_episodes: int, eval_seed: int) -> Outcome:
+        import stable_baselines3
+        from stable_baselines3.common.env_util import make_vec_env
+        from stable_baselines3.common.evaluation import evaluate_policy
+
+        sb3_class = getattr(stable_baselines3, algorithm)
+        env_id, env_kwargs, seed = hyperparameters["env"], hyperparameters.get("env_kwargs"), hyperparameters["seed"]
+
+        started = time.perf_counter()
+        env = make_vec_env(env_id, n_envs=hyperparameters.get("num_envs", 1), seed=seed, env_kwargs=env_kwargs)
+        model = sb3_class("MlpPolicy", env, device="cpu", verbose=0, **sb3_arguments(hyperparameters))
+        model.learn(total_timesteps=hyperparameters["total_timesteps"], progress_bar=False)
+        wall_s = time.perf_counter() - started
+
+        # One env seeded like ours: the same sequence of initial states, episode after episode.
+        eval_env = make_vec_env(env_id, n_envs=1, seed=eval_seed, env_kwargs=env_kwargs)
+        returns, _ = evaluate_policy(
+            model, eval_env, n_eval_episodes=eval_episodes, deterministic=True, return_episode_rewards=True
+        )
+        eval_env.close()
+        env.close()
+        return Outcome(model.num_timesteps, wall_s, [float(r) for r in returns])
+
+    return train
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One registry entry: our training function, SB3's, and what they share."""
+
+    ours: TrainFn
+    sb3: TrainFn
+    settings: Settings
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    # RL-Zoo's tuned CartPole set (50k steps, 256-256, train_freq 256, gradient_steps 128, ...).
+    "dqn": Benchmark(train_ours, train_sb3("DQN"), Settings("experiments/dqn_cartpole.yaml", quick_timesteps=5_000)),
+}
+
+LIBRARIES = ("rl-lightning", "sb3")
+
+
+def child_main(spec: dict[str, Any]) -> None:
+    """Train and evaluate one run as ``spec`` says, and write its :class:`Outcome` as JSON."""
+    import torch
+
+    torch.set_num_threads(spec["threads"])
+    benchmark = BENCHMARKS[spec["algo"]]
+    hyperparameters = load_hyperparameters(benchmark.settings)
+    hyperparameters.update(seed=spec["seed"], total_timesteps=spec["total_timesteps"])
+    train = benchmark.ours if spec["library"] == "rl-lightning" else benchmark.sb3
+    outcome = train(hyperparameters, benchmark.settings.eval_episodes, spec["seed"] + EVAL_SEED_OFFSET)
+    Path(spec["result_path"]).write_text(json.dumps(asdict(outcome)))
+
+
+# ----------------------------------------------------------------------------------------- in the parent process
+@dataclass(frozen=True)
+class Run:
+    """One finished run, as reported."""
+
+    algo: str
+    library: str
+    seed: int
+    total_timesteps: int
+    env_steps: int
+    wall_s: float
+    env_steps_per_s: float
+    peak_rss_mb: float
+    eval_return_mean: float
+    eval_return_std: float
+
+
+def peak_rss_mb(usage: Any) -> float:
+    """``ru_maxrss`` in MB: kilobytes on Linux, bytes on macOS."""
+    scale = 1 if sys.platform == "darwin" else 1024
+    return usage.ru_maxrss * scale / 2**20
+
+
+def run_child(algo: str, library: str, seed: int, total_timesteps: int, threads: int, workdir: Path) -> Run:
+    """Run one training in a fresh interpreter; its peak memory comes from the kernel's accounting of it."""
+    result_path, log_path = workdir / f"{algo}-{library}-{seed}.json", workdir / f"{algo}-{library}-{seed}.log"
+    spec = dict(
+        algo=algo,
+        library=library,
+        seed=seed,
+        total_timesteps=total_timesteps,
+        threads=threads,
+        result_path=str(result_path),
+    )
+    # OpenMP and MKL size their pools when torch loads; the child's torch.set_num_threads does the rest.
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)]
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+        # wait4 gives this child's own resource usage, peak RSS included (RUSAGE_CHILDREN would give the
+        # maximum over every child so far).
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        tail = "\n".join(log_path.read_text().splitlines()[-30:])
+        raise RuntimeError(f"{algo} / {library} / seed {seed} failed (exit {process.returncode}):\n{tail}")
+    outcome = Outcome(**json.loads(result_path.read_text()))
+    returns = outcome.eval_returns
+    return Run(
+        algo=algo,
+        library=library,
+        seed=seed,
+        total_timesteps=total_timesteps,
+        env_steps=outcome.env_steps,
+        wall_s=outcome.wall_s,
+        env_steps_per_s=outcome.env_steps / outcome.wall_s,
+        peak_rss_mb=peak_rss_mb(usage),
+        eval_return_mean=statistics.fmean(returns),
+        eval_return_std=statistics.pstdev(returns),
+    )
+
+
+def summarize(runs: list[Run]) -> list[dict[str, Any]]:
+    """Per algorithm and library: means over seeds, and the wall-time ratio ours / SB3."""
+    summary = []
+    for algo in dict.fromkeys(run.algo for run in runs):
+        means = {}
+        for library in LIBRARIES:
+            mine = [run for run in runs if run.algo == algo and run.library == library]
+            if mine:
+                means[library] = {
+                    field: statistics.fmean(getattr(run, field) for run in mine)
+                    for field in ("wall_s", "env_steps_per_s", "peak_rss_mb", "eval_return_mean")
+                }
+        ratio = None
+        if len(means) == 2:
+            ratio = means["rl-lightning"]["wall_s"] / means["sb3"]["wall_s"]
+        summary.append({"algo": algo, "means": means, "wall_time_ratio_ours_over_sb3": ratio})
+    return summary
+
+
+def markdown_table(runs: list[Run], summary: list[dict[str, Any]], quick: bool) -> str:
+    """The runs, then the per-library means, as a markdown table; and the wall-time ratios below it."""
+    header = (
+        "| algorithm | library | seed | wall time (s) | env steps | env steps/s | peak memory (MB) "
+        "| eval return (mean ± std) |\n| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"
+    )
+    lines = [header]
+    for run in runs:
+        lines.append(
+            f"| {run.algo} | {run.library} | {run.seed} | {run.wall_s:.1f} | {run.env_steps} "
+            f"| {run.env_steps_per_s:.0f} | {run.peak_rss_mb:.0f} "
+            f"| {run.eval_return_mean:.1f} ± {run.eval_return_std:.1f} |"
+        )
+    for entry in summary:
+        for library, mean in entry["means"].items():
+            lines.append(
+                f"| {entry['algo']} | {library} | mean | {mean['wall_s']:.1f} | | {mean['env_steps_per_s']:.0f} "
+                f"| {mean['peak_rss_mb']:.0f} | {mean['eval_return_mean']:.1f} |"
+            )
+    lines.append("")
+    for entry in summary:
+        if entry["wall_time_ratio_ours_over_sb3"] is not None:
+            lines.append(
+                f"{entry['algo']}: wall time rl-lightning / SB3 = {entry['wall_time_ratio_ours_over_sb3']:.2f}"
+            )
+    if quick:
+        lines.append("(--quick budgets: fixed start-up costs dominate; not a speed comparison)")
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, Any]:
+    """Where and with what the numbers were taken."""
+    versions = {}
+    for package in ("torch", "lightning", "gymnasium", "stable-baselines3", "rl-lightning"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_average_at_start": os.getloadavg(),
+        "versions": versions,
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--algos", nargs="+", choices=sorted(BENCHMARKS), default=sorted(BENCHMARKS))
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per library: 0 .. N-1 (default 3)")
+    parser.add_argument("--quick", action="store_true", help="small env-step budgets, to check that it all runs")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads in every run (default 1)")
+    parser.add_argument("--output", type=Path, help="write settings, machine, runs and means as JSON here")
+    parser.add_argument("--markdown", type=Path, help="write the table as markdown here")
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: the JSON spec of one run
+    args = parser.parse_args(argv)
+    if args.seeds < 1 or args.threads < 1:
+        parser.error("--seeds and --threads must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.child is not None:
+        child_main(json.loads(args.child))
+        return 0
+
+    budgets = {}
+    for algo in args.algos:
+        settings = BENCHMARKS[algo].settings
+        budgets[algo] = settings.quick_timesteps if args.quick else load_hyperparameters(settings)["total_timesteps"]
+    plan = [(algo, library, seed) for algo in args.algos for seed in range(args.seeds) for library in LIBRARIES]
+    info = machine()
+    load = ", ".join(f"{value:.1f}" for value in info["load_average_at_start"])
+    print(f"{len(plan)} runs, {args.threads} torch thread(s) each; {info['cpu_count']} CPUs, load average {load}")
+    runs: list[Run] = []
+    with tempfile.TemporaryDirectory(prefix="rl-lightning-benchmark-") as workdir:
+        for index, (algo, library, seed) in enumerate(plan, start=1):
+            print(f"[{index}/{len(plan)}] {algo} {library} seed {seed}: {budgets[algo]} env steps ...", flush=True)
+            run = run_child(algo, library, seed, budgets[algo], args.threads, Path(workdir))
+            print(
+                f"    {run.wall_s:.1f} s, {run.env_steps_per_s:.0f} env steps/s, {run.peak_rss_mb:.0f} MB, "
+                f"eval return {run.eval_return_mean:.1f}",
+                flush=True,
+            )
+            runs.append(run)
+
+    summary = summarize(runs)
+    table = markdown_table(runs, summary, args.quick)
+    print()
+    print(table)
+    if args.markdown:
+        args.markdown.write_text(table + "\n")
+    if args.output:
+        report = {
+            "settings": {
+                "algos": args.algos,
+                "seeds": args.seeds,
+                "quick": args.quick,
+                "threads": args.threads,
+                "budgets": budgets,
+                "configs": {algo: BENCHMARKS[algo].settings.config for algo in args.algos},
+            },
+            "machine": info,
+            "runs": [asdict(run) for run in runs],
+            "summary": summary,
+        }
+        args.output.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

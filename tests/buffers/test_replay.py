@@ -1,0 +1,227 @@
+"""ReplayBuffer against hand-computed contents: wrap-around, dtypes, masks, sampling, checkpoints, n-step returns."""
+
+from __future__ import annotations
+
+import io
+from typing import NamedTuple
+
+import pytest
+import torch
+
+from rl_lightning.buffers import ReplayBuffer
+
+
+class Step(NamedTuple):
+    """One step of every env, in the order of ``ReplayBuffer.add``'s arguments."""
+
+    observations: list[float]
+    rewards: list[float]
+    next_observations: list[float]
+    terminations: list[bool]
+    truncations: list[bool]
+    valid: list[bool]
+
+
+# Two envs stepped together. Env 0 plays an episode 0 -> 1 -> 2 with rewards 1, 2 that terminates at t1;
+# t2 is its autoreset step (invalid); its next episode is 10 -> 11 -> 12 -> 13 with rewards 1, 2, 3.
+# Env 1 plays 100 -> ... -> 104 with rewards 1, 2, 3, 4, truncated by a time limit at t3; t4 is its
+# autoreset step; its next episode starts 200 -> 201 with reward 1.
+F, T = False, True
+TWO_EPISODE_ENDS = [
+    Step([0, 100], [1, 1], [1, 101], [F, F], [F, F], [T, T]),  # t0
+    Step([1, 101], [2, 2], [2, 102], [T, F], [F, F], [T, T]),  # t1: env 0 terminates
+    Step([2, 102], [0, 3], [10, 103], [F, F], [F, F], [F, T]),  # t2: env 0 autoresets
+    Step([10, 103], [1, 4], [11, 104], [F, F], [F, T], [T, T]),  # t3: env 1 is truncated
+    Step([11, 104], [2, 0], [12, 200], [F, F], [F, F], [T, F]),  # t4: env 1 autoresets
+    Step([12, 200], [3, 1], [13, 201], [F, F], [F, F], [T, T]),  # t5
+]
+
+
+def add(buffer: ReplayBuffer, step: Step) -> int:
+    """Add ``step``; each env's action is its observation, so that stored actions can be traced."""
+    observations = torch.tensor(step.observations).reshape(-1, 1)
+    return buffer.add(
+        observations,
+        observations.long().reshape(-1),
+        torch.tensor(step.rewards),
+        torch.tensor(step.next_observations).reshape(-1, 1),
+        torch.tensor(step.terminations),
+        torch.tensor(step.truncations),
+        torch.tensor(step.valid),
+    )
+
+
+def make_buffer(capacity: int = 100, num_envs: int = 2, n_step: int = 1, seed: int = 0) -> ReplayBuffer:
+    return ReplayBuffer(capacity, (1,), torch.float32, (), torch.long, num_envs, n_step, gamma=0.5, seed=seed)
+
+
+def stored_rows(buffer: ReplayBuffer) -> list[tuple[float, ...]]:
+    """Stored transitions in storage order as (observation, action, reward, next obs, termination, discount)."""
+    storage = {name: tensor[: len(buffer)] for name, tensor in buffer.storage.items()}
+    columns = [
+        storage["observations"][:, 0],
+        storage["actions"].float(),
+        storage["rewards"],
+        storage["next_observations"][:, 0],
+        storage["terminations"],
+        storage["discounts"],
+    ]
+    return [tuple(row) for row in torch.stack(columns, dim=1).tolist()]
+
+
+def test_one_step_transitions_are_the_valid_steps_in_order() -> None:
+    buffer = make_buffer(n_step=1)
+    counts = [add(buffer, step) for step in TWO_EPISODE_ENDS]
+    # Every valid step, as it came: reward r, discount gamma = 0.5, termination only for env 0 at t1.
+    assert counts == [2, 2, 1, 2, 1, 2]
+    assert stored_rows(buffer) == [
+        (0, 0, 1, 1, 0, 0.5), (100, 100, 1, 101, 0, 0.5),  # t0
+        (1, 1, 2, 2, 1, 0.5), (101, 101, 2, 102, 0, 0.5),  # t1
+        (102, 102, 3, 103, 0, 0.5),  # t2
+        (10, 10, 1, 11, 0, 0.5), (103, 103, 4, 104, 0, 0.5),  # t3: truncation keeps the bootstrap
+        (11, 11, 2, 12, 0, 0.5),  # t4
+        (12, 12, 3, 13, 0, 0.5), (200, 200, 1, 201, 0, 0.5),  # t5
+    ]  # fmt: skip
+
+
+def test_three_step_returns_are_cut_at_episode_ends_and_never_cross_them() -> None:
+    buffer = make_buffer(n_step=3)
+    counts = [add(buffer, step) for step in TWO_EPISODE_ENDS]
+    # gamma = 0.5. A transition is stored once 3 rewards follow it, or when its episode ends first.
+    assert counts == [0, 2, 1, 3, 0, 1]
+    assert sorted(stored_rows(buffer)) == sorted([
+        # t1, env 0 terminates: both pending steps flushed, no bootstrap (termination 1), next obs the final 2.
+        (0, 0, 1 + 0.5 * 2, 2, 1, 0.5**2),
+        (1, 1, 2, 2, 1, 0.5),
+        # t2: env 1's first step has its 3 rewards.
+        (100, 100, 1 + 0.5 * 2 + 0.25 * 3, 103, 0, 0.5**3),
+        # t3, env 1 is truncated: flushed with the bootstrap kept (termination 0) from the final obs 104.
+        (101, 101, 2 + 0.5 * 3 + 0.25 * 4, 104, 0, 0.5**3),
+        (102, 102, 3 + 0.5 * 4, 104, 0, 0.5**2),
+        (103, 103, 4, 104, 0, 0.5),
+        # t5: env 0's new episode restarts the window after its autoreset step (rewards 1, 2, 3).
+        (10, 10, 1 + 0.5 * 2 + 0.25 * 3, 13, 0, 0.5**3),
+    ])  # fmt: skip
+    # Nothing from an autoreset step (observation 2 or 104) was stored.
+    assert {row[0] for row in stored_rows(buffer)}.isdisjoint({2.0, 104.0})
+
+
+def test_wrap_around_overwrites_the_oldest_transitions() -> None:
+    buffer = make_buffer(capacity=5, num_envs=1)
+    for k in range(7):
+        add(buffer, Step([k], [k], [k + 1], [F], [F], [T]))
+    # Steps 0..4 fill positions 0..4; steps 5 and 6 overwrite positions 0 and 1.
+    assert [row[0] for row in stored_rows(buffer)] == [5, 6, 2, 3, 4]
+    assert [row[3] for row in stored_rows(buffer)] == [6, 7, 3, 4, 5]
+    assert (len(buffer), buffer.position) == (5, 2)
+
+
+def test_vectorized_add_wraps_around_inside_one_step() -> None:
+    buffer = make_buffer(capacity=5, num_envs=2)
+    for k in range(3):
+        add(buffer, Step([10 * k, 10 * k + 1], [0, 0], [0, 0], [F, F], [F, F], [T, T]))
+    # Positions 0-1: step 0 (0, 1); 2-3: step 1 (10, 11); step 2 writes 20 at 4, then 21 wraps to 0.
+    assert [row[0] for row in stored_rows(buffer)] == [21, 1, 10, 11, 20]
+    assert (len(buffer), buffer.position) == (5, 1)
+
+
+def test_n_step_flush_wraps_around_the_end_of_the_ring() -> None:
+    buffer = make_buffer(capacity=3, num_envs=1, n_step=3)
+    # One episode 0 -> 1 -> 2 -> 3 -> 4 with rewards 1, 2, 3, 4, terminating at the 4th step.
+    for k in range(4):
+        add(buffer, Step([k], [k + 1], [k + 1], [k == 3], [F], [T]))
+    # Step 0 is stored at position 0 at t2; the flush at t3 writes 3 transitions at positions 1, 2, 0.
+    assert sorted(stored_rows(buffer)) == [
+        (1, 1, 2 + 0.5 * 3 + 0.25 * 4, 4, 1, 0.5**3),
+        (2, 2, 3 + 0.5 * 4, 4, 1, 0.5**2),
+        (3, 3, 4, 4, 1, 0.5),
+    ]
+    assert (len(buffer), buffer.position) == (3, 1)
+
+
+def test_invalid_envs_contribute_nothing() -> None:
+    buffer = make_buffer(num_envs=3)
+    count = add(buffer, Step([0, 1, 2], [1, 1, 1], [3, 4, 5], [F, F, F], [F, F, F], [T, F, T]))
+    assert count == 2
+    assert [row[0] for row in stored_rows(buffer)] == [0, 2]
+
+
+def test_uint8_observations_and_long_actions_keep_their_dtype_and_values() -> None:
+    buffer = ReplayBuffer(4, (2, 2), torch.uint8, (), torch.long, num_envs=1, seed=0)
+    image = torch.tensor([[[0, 127], [254, 255]]], dtype=torch.uint8)
+    big_action = torch.tensor([2**40])  # beyond float32's exact integers (2**24)
+    buffer.add(image, big_action, torch.ones(1), 255 - image, torch.zeros(1), torch.zeros(1))
+    assert buffer.storage["observations"].dtype == torch.uint8
+    batch = buffer.sample(3)
+    assert batch.observations.dtype == batch.next_observations.dtype == torch.uint8
+    assert batch.actions.dtype == torch.long
+    assert torch.equal(batch.observations[0], image[0])
+    assert torch.equal(batch.next_observations[0], torch.tensor([[255, 128], [1, 0]], dtype=torch.uint8))
+    assert batch.actions.tolist() == [2**40] * 3
+
+
+def filled_buffer(seed: int) -> ReplayBuffer:
+    buffer = make_buffer(capacity=50, num_envs=1, seed=seed)
+    for k in range(20):
+        add(buffer, Step([k], [0], [k + 1], [F], [F], [T]))
+    return buffer
+
+
+def test_sampling_is_reproducible_with_the_same_seed() -> None:
+    first, second, other = filled_buffer(seed=7), filled_buffer(seed=7), filled_buffer(seed=8)
+    for _ in range(3):
+        batch = first.sample(16)
+        assert torch.equal(batch.observations, second.sample(16).observations)
+        assert not torch.equal(batch.observations, other.sample(16).observations)
+        # Each sampled transition is a stored one: next observation = observation + 1.
+        assert torch.equal(batch.next_observations, batch.observations + 1)
+
+
+def test_sampling_an_empty_buffer_raises() -> None:
+    with pytest.raises(RuntimeError, match="empty replay buffer"):
+        make_buffer().sample(1)
+
+
+def saved_and_loaded(state: dict) -> dict:
+    """``state`` after a round trip through torch.save and a weights-only torch.load, as in a checkpoint."""
+    stream = io.BytesIO()
+    torch.save(state, stream)
+    stream.seek(0)
+    return torch.load(stream, weights_only=True)
+
+
+def test_state_dict_round_trip_continues_identically() -> None:
+    original = make_buffer(capacity=6, n_step=3, seed=1)
+    for step in TWO_EPISODE_ENDS[:4]:
+        add(original, step)
+    restored = make_buffer(capacity=6, n_step=3, seed=99)  # its own seed is overwritten by the loaded one
+    restored.load_state_dict(saved_and_loaded(original.state_dict()))
+    assert stored_rows(restored) == stored_rows(original)
+
+    # t4 and t5 complete env 0's pending window (saved mid-return) and wrap the 6-transition ring.
+    for step in TWO_EPISODE_ENDS[4:]:
+        assert add(restored, step) == add(original, step)
+    assert (len(restored), restored.position) == (len(original), original.position) == (6, 1)
+    for name, tensor in original.storage.items():
+        assert torch.equal(restored.storage[name], tensor), name
+    for _ in range(3):
+        for expected, got in zip(original.sample(8), restored.sample(8)):
+            assert torch.equal(expected, got)
+
+
+def test_state_dict_without_storage_keeps_the_pending_n_step_window() -> None:
+    original = make_buffer(n_step=3)
+    for step in TWO_EPISODE_ENDS[:4]:
+        add(original, step)
+    restored = make_buffer(n_step=3)
+    restored.load_state_dict(saved_and_loaded(original.state_dict(include_storage=False)))
+    assert len(restored) == 0
+    for step in TWO_EPISODE_ENDS[4:]:
+        add(restored, step)
+    # Only the return that was pending at the save completes: env 0's 10 with rewards 1, 2, 3.
+    assert stored_rows(restored) == [(10, 10, 1 + 0.5 * 2 + 0.25 * 3, 13, 0, 0.5**3)]
+
+
+def test_capacity_below_one_n_step_window_per_env_is_refused() -> None:
+    with pytest.raises(ValueError, match="capacity=5 must hold at least num_envs \\* n_step = 6"):
+        make_buffer(capacity=5, num_envs=2, n_step=3)

@@ -1,0 +1,166 @@
+"""The Collector under gymnasium 1.x NEXT_STEP autoreset, and evaluate_policy's episode quotas.
+
+The ``ending_envs`` fixture (tests/conftest.py) steps two counting envs: env 0 terminates at its 2nd
+step, env 1 is truncated by a time limit at its 3rd. Observation ``[t]`` after ``t`` steps, reward ``t``
+for the ``t``-th step; the step after an episode end only resets that env.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from gymnasium.vector import SyncVectorEnv
+
+from rl_lightning.buffers import ReplayBuffer
+from rl_lightning.data import Collector, Transition, evaluate_policy
+from rl_lightning.envs import make_vector_env
+from tests.toy_envs import counting_vector_env
+
+
+def zero_actions(observations: torch.Tensor) -> torch.Tensor:
+    return torch.zeros(len(observations), dtype=torch.long)
+
+
+def play(collector: Collector, steps: int) -> list[Transition]:
+    return [collector.step(zero_actions(collector.observations)) for _ in range(steps)]
+
+
+def test_step_before_reset_raises(ending_envs: SyncVectorEnv) -> None:
+    with pytest.raises(RuntimeError, match=r"call Collector\.reset"):
+        Collector(ending_envs).step(torch.zeros(2, dtype=torch.long))
+
+
+def test_final_observation_is_kept_and_the_autoreset_step_is_invalid(ending_envs: SyncVectorEnv) -> None:
+    collector = Collector(ending_envs)
+    collector.reset(seed=0)
+    steps = play(collector, 5)
+
+    def column(field: str) -> list[list[float]]:
+        return [np.asarray(getattr(step, field), dtype=float).reshape(2).tolist() for step in steps]
+
+    # (env 0, env 1) at t0..t4. Env 0: 0->1, 1->2 terminated, autoreset 2->0, 0->1, 1->2 terminated.
+    # Env 1: 0->1, 1->2, 2->3 truncated, autoreset 3->0, 0->1.
+    assert column("observations") == [[0, 0], [1, 1], [2, 2], [0, 3], [1, 0]]
+    assert column("next_observations") == [[1, 1], [2, 2], [0, 3], [1, 0], [2, 1]]
+    assert column("rewards") == [[1, 1], [2, 2], [0, 3], [1, 0], [2, 1]]
+    assert column("terminations") == [[0, 0], [1, 0], [0, 0], [0, 0], [1, 0]]
+    assert column("truncations") == [[0, 0], [0, 0], [0, 1], [0, 0], [0, 0]]
+    assert column("valid") == [[1, 1], [1, 1], [0, 1], [1, 0], [1, 1]]
+
+
+def test_episode_records_exclude_the_autoreset_step(ending_envs: SyncVectorEnv) -> None:
+    collector = Collector(ending_envs)
+    collector.reset(seed=0)
+    play(collector, 3)
+    # Env 0 ends at t1 (rewards 1 + 2 = 3, 2 steps), env 1 at t2 (1 + 2 + 3 = 6, 3 steps).
+    episodes = collector.pop_episodes()
+    assert episodes.env_indices.tolist() == [0, 1]
+    assert episodes.returns.tolist() == [3.0, 6.0]
+    assert episodes.lengths.tolist() == [2, 3]
+    play(collector, 2)
+    # Env 0's second episode: its autoreset step t2 is not counted, so t3 and t4 give length 2, return 3.
+    episodes = collector.pop_episodes()
+    assert (episodes.env_indices.tolist(), episodes.returns.tolist(), episodes.lengths.tolist()) == ([0], [3.0], [2])
+    assert len(collector.pop_episodes().returns) == 0
+
+
+def test_no_stored_transition_comes_from_an_autoreset_step(ending_envs: SyncVectorEnv) -> None:
+    collector = Collector(ending_envs)
+    collector.reset(seed=0)
+    buffer = ReplayBuffer(100, (1,), torch.float32, (), torch.long, num_envs=2, gamma=0.5)
+    stored = [buffer.add(*transition) for transition in play(collector, 5)]
+    # 10 env steps minus the 2 autoreset steps (env 0 at t2, env 1 at t3).
+    assert stored == [2, 2, 1, 1, 2]
+    observations = buffer.storage["observations"][: len(buffer), 0]
+    next_observations = buffer.storage["next_observations"][: len(buffer), 0]
+    # Every real transition counts one step up; an autoreset one would go from 2 or 3 down to 0.
+    assert torch.equal(next_observations, observations + 1)
+    # Terminations: env 0's two 1 -> 2 steps only; env 1's truncated 2 -> 3 keeps its bootstrap.
+    terminated = buffer.storage["terminations"][: len(buffer)].bool()
+    assert observations[terminated].tolist() == [1.0, 1.0]
+    assert len(observations[~terminated & (observations == 2)]) == 1
+
+
+def saved_and_loaded(state: dict) -> dict:
+    """``state`` after torch.save and a weights-only torch.load, as in a checkpoint."""
+    stream = io.BytesIO()
+    torch.save(state, stream)
+    stream.seek(0)
+    return torch.load(stream, weights_only=True)
+
+
+def test_state_dict_restores_the_autoreset_flags_and_episode_accumulators(ending_envs: SyncVectorEnv) -> None:
+    collector = Collector(ending_envs)
+    collector.reset(seed=0)
+    play(collector, 3)
+    collector.pop_episodes()
+    state = saved_and_loaded(collector.state_dict())
+    expected = play(collector, 2)
+
+    # A fresh collector over envs brought to the same point (env 0 at t=1, env 1 finished) without it.
+    other_envs = counting_vector_env([(2, None), (None, 3)])
+    other_envs.reset(seed=0)
+    for _ in range(3):
+        other_envs.step(np.zeros(2, dtype=np.int64))
+    restored = Collector(other_envs)
+    restored.load_state_dict(state)
+    replayed = play(restored, 2)
+    other_envs.close()
+
+    for got, want in zip(replayed, expected):
+        assert torch.equal(got.observations, want.observations)
+        assert got.valid.tolist() == want.valid.tolist()  # env 1's t3 is still its autoreset step
+    # Env 0's episode was 1 step old at the save: it ends at t4 with return 1 + 2 = 3 and length 2.
+    episodes = restored.pop_episodes()
+    assert (episodes.returns.tolist(), episodes.lengths.tolist()) == ([3.0], [2])
+
+
+@pytest.mark.parametrize(
+    ("episodes", "env_indices", "returns", "lengths"),
+    [
+        # Quota (3, 2). Env 0 ends episodes (return 1 + 2 = 3, 2 steps) at t1, t4, t7; env 1 (return
+        # 1 + 2 + 3 = 6, 3 steps) at t2, t6: play stops after t7, when both quotas are met.
+        (5, [0, 1, 0, 1, 0], [3, 6, 3, 6, 3], [2, 3, 2, 3, 2]),
+        # Quota (1, 0): one episode of env 0, at t1.
+        (1, [0], [3], [2]),
+    ],
+)
+def test_evaluation_plays_each_envs_quota_of_episodes(
+    ending_envs: SyncVectorEnv, episodes: int, env_indices: list, returns: list, lengths: list
+) -> None:
+    played = evaluate_policy(zero_actions, Collector(ending_envs), episodes, seed=0)
+    assert played.env_indices.tolist() == env_indices
+    assert played.returns.tolist() == returns
+    assert played.lengths.tolist() == lengths
+
+
+def test_evaluation_drops_episodes_beyond_an_envs_quota() -> None:
+    # Env 0 terminates every 2 steps (episodes end at t1, t4), env 1 is truncated at its 5th step (t4).
+    # Quota (1, 1): env 0's second episode, ending at t4 with env 1's first, is not kept.
+    vector_env = counting_vector_env([(2, None), (None, 5)])
+    played = evaluate_policy(zero_actions, Collector(vector_env), episodes=2, seed=0)
+    vector_env.close()
+    assert played.env_indices.tolist() == [0, 1]
+    assert played.returns.tolist() == [3.0, 1 + 2 + 3 + 4 + 5]
+    assert played.lengths.tolist() == [2, 5]
+
+
+def lean_policy(observations: torch.Tensor) -> torch.Tensor:
+    """Push the cart toward the side the pole leans to: episodes of a few dozen steps that vary by seed."""
+    return (observations[:, 2] > 0).long()
+
+
+def test_evaluation_is_reproducible_with_the_same_seed() -> None:
+    collector = Collector(make_vector_env("CartPole-v1", num_envs=3))
+    first = evaluate_policy(lean_policy, collector, episodes=7, seed=5)
+    again = evaluate_policy(lean_policy, collector, episodes=7, seed=5)
+    other_seed = evaluate_policy(lean_policy, collector, episodes=7, seed=6)
+    collector.close()
+    # Quota: 7 episodes over 3 envs is (3, 2, 2).
+    assert np.bincount(first.env_indices).tolist() == [3, 2, 2]
+    for got, want in zip(again, first):
+        np.testing.assert_array_equal(got, want)
+    assert not np.array_equal(other_seed.lengths, first.lengths)

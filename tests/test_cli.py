@@ -1,0 +1,92 @@
+"""The rl-lightning command: training from a config, evaluating a checkpoint, and refusing bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from rl_lightning.cli import main
+
+CONFIG = str(Path(__file__).resolve().parents[1] / "experiments" / "dqn_cartpole.yaml")
+TINY = [
+    "--model.init_args.total_timesteps=1024",
+    "--model.init_args.steps_per_epoch=512",
+    "--model.init_args.learning_starts=256",
+    "--model.init_args.train_freq=4",
+    "--model.init_args.gradient_steps=1",
+    "--model.init_args.hidden_sizes=[32]",
+    "--model.init_args.eval_episodes=2",
+    "--trainer.enable_progress_bar=false",
+    "--trainer.enable_model_summary=false",
+]
+
+
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+
+def run(*argv: str) -> int:
+    try:
+        main(list(argv))
+    except SystemExit as exit_:
+        return exit_.code or 0
+    return 0
+
+
+def test_fit_writes_checkpoints_then_evaluate_prints_one_json_line(tmp_path, capsys):
+    assert run("fit", "--config", CONFIG, *TINY, f"--trainer.default_root_dir={tmp_path / 'logs'}") == 0
+    last = tmp_path / "runs" / "dqn_cartpole" / "checkpoints" / "last.ckpt"
+    assert last.exists()
+    assert (tmp_path / "logs").exists()
+    capsys.readouterr()
+    assert run("evaluate", "--ckpt_path", str(last), "--episodes", "3", "--seed", "1") == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["episodes"] == 3
+    assert set(result) == {"return_mean", "return_std", "length_mean", "episodes"}
+    assert result["length_mean"] == result["return_mean"]  # CartPole pays 1 per step
+
+
+def test_fit_resumes_from_the_last_checkpoint(tmp_path):
+    assert run("fit", "--config", CONFIG, *TINY) == 0
+    longer = [*TINY, "--model.init_args.total_timesteps=1536", "--ckpt_path=last"]
+    assert run("fit", "--config", CONFIG, *longer) == 0
+    last = torch.load(tmp_path / "runs" / "dqn_cartpole" / "checkpoints" / "last.ckpt", weights_only=False)
+    # The second run went on from env step 1024 for one more epoch of 512 steps.
+    assert last["epoch"] == 2
+    assert last["rl_lightning"]["env_steps"] == 1536
+
+
+def test_print_config_shows_the_resolved_model(capsys):
+    assert run("fit", "--config", CONFIG, "--print_config") == 0
+    assert "class_path: rl_lightning.DQN" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("--model.init_args.env=CartPol-v1", "Did you mean 'CartPole-v1'"),
+        ("--model.init_args.env=Pendulum-v1", "DQN needs a Discrete action space"),
+        ("--model.init_args.buffer_size=0", "buffer_size=0 must be a positive number"),
+        ("--model.init_args.batch_size=4096", "Raise learning_starts to at least 4096"),
+        ("--model.init_args.no_such_key=3", "Option 'no_such_key' is not accepted"),
+    ],
+)
+def test_bad_input_exits_2_with_one_message_and_writes_nothing(tmp_path, capsys, override, message):
+    assert run("fit", "--config", CONFIG, override) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_evaluate_refuses_a_missing_or_corrupt_checkpoint(tmp_path, capsys):
+    assert run("evaluate", "--ckpt_path", str(tmp_path / "none.ckpt")) == 2
+    assert "no such file" in capsys.readouterr().err
+    corrupt = tmp_path / "corrupt.ckpt"
+    corrupt.write_bytes(b"not a checkpoint")
+    assert run("evaluate", "--ckpt_path", str(corrupt)) == 2
+    assert "is not a readable checkpoint" in capsys.readouterr().err
