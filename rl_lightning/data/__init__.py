@@ -2,5 +2,16 @@
 
 from rl_lightning.data.collector import Collector, Episodes, Transition, evaluate_policy
 from rl_lightning.data.replay_dataset import Learner, ReplayDataset
+from rl_lightning.data.rollout_dataset import OnPolicyLearner, RolloutDataset, RolloutStep
 
-__all__ = ["Collector", "Episodes", "Learner", "ReplayDataset", "Transition", "evaluate_policy"]
+__all__ = [
+    "Collector",
+    "Episodes",
+    "Learner",
+    "OnPolicyLearner",
+    "ReplayDataset",
+    "RolloutDataset",
+    "RolloutStep",
+    "Transition",
+    "evaluate_policy",
+]

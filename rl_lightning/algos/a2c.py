@@ -1,0 +1,141 @@
+"""Advantage Actor-Critic (Mnih et al., 2016), in its synchronous form (A2C)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from rl_lightning.algos.on_policy import OnPolicyAlgorithm
+from rl_lightning.algos.schedules import ScheduleSpec
+from rl_lightning.buffers import RolloutBatch
+from rl_lightning.envs import EnvSpec
+from rl_lightning.envs.factory import Vectorization, Wrapper
+from rl_lightning.errors import check_positive
+from rl_lightning.nets import NetworkSpec
+
+
+class A2C(OnPolicyAlgorithm):
+    """A2C: one gradient step per short rollout of all envs, on the policy gradient with a learned baseline.
+
+    With advantages ``A`` from GAE(lambda) (lambda = 1: the n-step returns of the paper),
+    ``L = -E[log pi(a|s) A] + vf_coef * E[(V(s) - R)^2] - ent_coef * E[H(pi(.|s))]``.
+
+    The defaults are Stable-Baselines3's (RMSprop, as in the paper); ``experiments/a2c_*.yaml`` hold
+    tuned sets. The policies are PPO's (see :class:`~rl_lightning.PPO`).
+
+    Args:
+        env: env id, ``Env`` subclass or factory.
+        num_envs: environments stepped together.
+        actor: policy network (module or factory; default an MLP): observations -> distribution parameters
+            (``(batch, n)`` logits, ``(batch, sum(nvec))`` logits, or ``(batch, action_dim)`` Gaussian means).
+        critic: value network (module or factory; default an MLP): observations -> ``(batch, 1)``.
+        hidden_sizes: hidden layer widths of the default networks.
+        shared_network: the default actor and critic share their hidden layers.
+        ortho_init: orthogonal initialisation of the default networks.
+        log_std_init: initial log standard deviation of the Gaussian policy.
+        learning_rate: the step size: a float or ``"lin_<initial>"`` (linear decay to 0 over ``total_timesteps``).
+        n_steps: steps of each env per rollout (and per update).
+        gamma: discount factor.
+        gae_lambda: GAE's lambda (1: the n-step returns of the paper).
+        ent_coef: weight of the entropy bonus.
+        vf_coef: weight of the value loss.
+        max_grad_norm: gradient norm clip (the Trainer's ``gradient_clip_val`` overrides it; None: no clip).
+        use_rms_prop: RMSprop (decay 0.99) as in the paper; otherwise Adam.
+        rms_prop_eps: the optimizer's epsilon.
+        normalize_advantage: standardize the advantages of each rollout.
+        normalize_observations: normalize observations with running statistics (see :class:`OnPolicyAlgorithm`).
+        normalize_rewards: scale rewards by the running std of the discounted return.
+        total_timesteps: env steps to train for.
+        steps_per_epoch: env steps per epoch (validation, epoch metrics), a whole number of rollouts;
+            default about 10,000.
+        seed: seed of envs, initialisation and action sampling.
+        vectorization / env_kwargs / wrappers: how the envs are built (see :class:`RLAlgorithm`).
+        eval_episodes / eval_envs: deterministic episodes per validation, and envs playing them.
+    """
+
+    def __init__(
+        self,
+        env: EnvSpec = "CartPole-v1",
+        num_envs: int = 1,
+        *,
+        actor: NetworkSpec = None,
+        critic: NetworkSpec = None,
+        hidden_sizes: Sequence[int] = (64, 64),
+        shared_network: bool = False,
+        ortho_init: bool = True,
+        log_std_init: float = 0.0,
+        learning_rate: ScheduleSpec = 7e-4,
+        n_steps: int = 5,
+        gamma: float = 0.99,
+        gae_lambda: float = 1.0,
+        ent_coef: float = 0.0,
+        vf_coef: float = 0.5,
+        max_grad_norm: float | None = 0.5,
+        use_rms_prop: bool = True,
+        rms_prop_eps: float = 1e-5,
+        normalize_advantage: bool = False,
+        normalize_observations: bool = False,
+        normalize_rewards: bool = False,
+        total_timesteps: int = 100_000,
+        steps_per_epoch: int | None = None,
+        seed: int = 0,
+        vectorization: Vectorization = "sync",
+        env_kwargs: dict[str, Any] | None = None,
+        wrappers: Sequence[Wrapper] = (),
+        eval_episodes: int = 10,
+        eval_envs: int = 5,
+    ) -> None:
+        check_positive(rms_prop_eps=rms_prop_eps)
+        super().__init__(
+            env,
+            num_envs,
+            actor=actor,
+            critic=critic,
+            hidden_sizes=hidden_sizes,
+            shared_network=shared_network,
+            ortho_init=ortho_init,
+            log_std_init=log_std_init,
+            learning_rate=learning_rate,
+            n_steps=n_steps,
+            batch_size=n_steps * num_envs,  # the whole rollout, in one update
+            n_epochs=1,
+            gamma=gamma,
+            gae_lambda=gae_lambda,
+            ent_coef=ent_coef,
+            vf_coef=vf_coef,
+            max_grad_norm=max_grad_norm,
+            normalize_advantage=normalize_advantage,
+            normalize_observations=normalize_observations,
+            normalize_rewards=normalize_rewards,
+            seed=seed,
+            total_timesteps=total_timesteps,
+            steps_per_epoch=steps_per_epoch,
+            vectorization=vectorization,
+            env_kwargs=env_kwargs,
+            wrappers=wrappers,
+            eval_episodes=eval_episodes,
+            eval_envs=eval_envs,
+        )
+        self.save_hyperparameters()
+        self.use_rms_prop, self.rms_prop_eps = use_rms_prop, rms_prop_eps
+
+    def update(self, batch: RolloutBatch) -> Tensor:
+        distribution, values = self.evaluate(batch.observations)
+        advantages = self.normalized_advantages(batch.advantages)
+        policy_loss = -(advantages * distribution.log_prob(batch.actions)).mean()
+        value_loss = F.mse_loss(values, batch.returns)
+        entropy = self.entropy(distribution)
+        loss = policy_loss + self.vf_coef * value_loss - self.ent_coef * entropy
+        self.update_stats.add(loss=loss, policy_loss=policy_loss, value_loss=value_loss, entropy=entropy)
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        if self.use_rms_prop:
+            return self.make_optimizer(
+                self.parameters(), self.lr_schedule.initial, torch.optim.RMSprop, alpha=0.99, eps=self.rms_prop_eps
+            )
+        return self.make_optimizer(self.parameters(), self.lr_schedule.initial, eps=self.rms_prop_eps)

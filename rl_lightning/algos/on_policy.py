@@ -1,0 +1,347 @@
+"""The shared base of on-policy algorithms: an actor-critic, its rollouts, and the schedules and normalizers."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from rl_lightning.algos.base import DEFAULT_EPOCH_STEPS, RLAlgorithm, torch_dtype
+from rl_lightning.algos.schedules import Schedule, ScheduleSpec
+from rl_lightning.buffers import RolloutBuffer
+from rl_lightning.data import RolloutDataset, RolloutStep
+from rl_lightning.envs import EnvSpec, check_observation_space
+from rl_lightning.envs.factory import Vectorization, Wrapper
+from rl_lightning.errors import ConfigurationError, check_fraction, check_positive
+from rl_lightning.nets import (
+    ActorCritic,
+    DiagGaussianHead,
+    NetworkSpec,
+    RunningMeanStd,
+    build_network,
+    check_output_shape,
+    default_actor,
+    default_critic,
+    example_observations,
+    is_image_space,
+    make_action_head,
+)
+from rl_lightning.nets.policies import Distribution
+
+NORMALIZATION_CLIP = 10.0
+"""Normalized observations and scaled rewards are clipped to [-10, 10] (Stable-Baselines3's VecNormalize)."""
+
+
+def _fitting_values(rollout: int, batch_size: int, n_steps: int, num_envs: int) -> str:
+    """Suggestions for a rollout of ``n_steps * num_envs`` that ``batch_size`` does not divide."""
+    divisors = [d for d in range(1, rollout + 1) if rollout % d == 0]
+    below = max((d for d in divisors if d < batch_size), default=None)
+    above = min((d for d in divisors if d > batch_size), default=None)
+    batch_sizes = " or ".join(str(d) for d in (below, above) if d is not None)
+    step = batch_size // math.gcd(batch_size, num_envs)  # n_steps must be a multiple of this
+    n_steps_fit = sorted({max(step, n_steps // step * step), (n_steps // step + 1) * step})
+    return (
+        f"Use a batch_size that divides {rollout} (e.g. {batch_sizes}), or n_steps such that n_steps * {num_envs} is "
+        f"a multiple of {batch_size} (e.g. {' or '.join(map(str, n_steps_fit))})."
+    )
+
+
+class OnPolicyAlgorithm(RLAlgorithm):
+    """An actor-critic learning from rollouts of its current policy, discarded after each update round.
+
+    Holds what PPO and A2C share: the actor and critic and the action distribution, the rollout buffer
+    and dataset (GAE advantages), the learning-rate schedule, and the observation and reward normalizers.
+    Subclasses write ``update(batch)`` (their loss) and ``configure_optimizers``.
+
+    Args (besides those of :class:`RLAlgorithm`):
+        actor: the policy network: an ``nn.Module`` mapping a batch of observations to the distribution's
+            parameters (``(batch, n)`` logits for ``Discrete(n)``, ``(batch, sum(nvec))`` logits for
+            ``MultiDiscrete``, ``(batch, action_dim)`` means for a ``Box``), or a factory
+            ``(observation_space, action_space) -> nn.Module``. Default: an MLP of ``hidden_sizes``.
+        critic: the value network: observations -> ``(batch, 1)`` values; a module or a factory as ``actor``.
+        hidden_sizes: hidden layer widths of the default networks (tanh activations).
+        shared_network: the default actor and critic share their hidden layers (two linear heads on one
+            torso); otherwise each has its own. The encoder (the CNN for images) is always shared.
+        ortho_init: orthogonal initialisation of the default networks (gains sqrt(2), 0.01 for the policy
+            output, 1 for the value output).
+        log_std_init: initial log standard deviation of the Gaussian policy (``Box`` actions).
+        learning_rate: the optimizer's step size: a float, or ``"lin_<initial>"`` for a linear decay to 0.
+        n_steps: steps of each env per rollout; a rollout is ``n_steps * num_envs`` transitions.
+        batch_size: transitions per minibatch; must divide ``n_steps * num_envs``.
+        n_epochs: passes over each rollout.
+        gamma: discount factor.
+        gae_lambda: GAE's lambda (1: Monte-Carlo returns, 0: one-step TD).
+        ent_coef: weight of the entropy bonus.
+        vf_coef: weight of the value loss.
+        max_grad_norm: gradient norm clip (the Trainer's ``gradient_clip_val`` overrides it; None: no clip).
+        normalize_advantage: standardize the advantages of each minibatch.
+        normalize_observations: feed the networks ``(obs - mean) / std`` under running statistics of the
+            training observations, clipped to [-10, 10]. The statistics are in checkpoints and frozen
+            outside of collection (evaluation sees the same normalization and never changes it).
+        normalize_rewards: learn from rewards divided by the running standard deviation of the discounted
+            return, clipped to [-10, 10] (Stable-Baselines3's VecNormalize).
+    """
+
+    def __init__(
+        self,
+        env: EnvSpec,
+        num_envs: int,
+        *,
+        actor: NetworkSpec,
+        critic: NetworkSpec,
+        hidden_sizes: Sequence[int],
+        shared_network: bool,
+        ortho_init: bool,
+        log_std_init: float,
+        learning_rate: ScheduleSpec,
+        n_steps: int,
+        batch_size: int,
+        n_epochs: int,
+        gamma: float,
+        gae_lambda: float,
+        ent_coef: float,
+        vf_coef: float,
+        max_grad_norm: float | None,
+        normalize_advantage: bool,
+        normalize_observations: bool,
+        normalize_rewards: bool,
+        seed: int,
+        total_timesteps: int,
+        steps_per_epoch: int | None,
+        vectorization: Vectorization,
+        env_kwargs: dict[str, Any] | None,
+        wrappers: Sequence[Wrapper],
+        eval_episodes: int,
+        eval_envs: int,
+    ) -> None:
+        name = type(self).__name__
+        check_positive(n_steps=n_steps, batch_size=batch_size, n_epochs=n_epochs)
+        check_fraction(gamma=gamma, gae_lambda=gae_lambda)
+        if ent_coef < 0 or vf_coef < 0:
+            raise ConfigurationError(f"ent_coef={ent_coef} and vf_coef={vf_coef} must be >= 0.")
+        if max_grad_norm is not None:
+            check_positive(max_grad_norm=max_grad_norm)
+        rollout = n_steps * num_envs
+        if rollout % batch_size:
+            raise ConfigurationError(
+                f"n_steps * num_envs = {n_steps} * {num_envs} = {rollout} transitions per rollout is not a multiple "
+                f"of batch_size={batch_size}. {_fitting_values(rollout, batch_size, n_steps, num_envs)}"
+            )
+        if normalize_advantage and batch_size < 2:
+            raise ConfigurationError(
+                "normalize_advantage=True needs batch_size >= 2 (one advantage has no standard deviation); raise "
+                "batch_size or pass normalize_advantage=False."
+            )
+        if shared_network and (actor is not None or critic is not None):
+            raise ConfigurationError(
+                "shared_network=True configures the default networks; an actor or critic of your own must share "
+                "layers itself. Drop shared_network=True, or actor= and critic=."
+            )
+        if steps_per_epoch is None:
+            steps_per_epoch = rollout * max(1, round(DEFAULT_EPOCH_STEPS / rollout))
+        if steps_per_epoch % rollout:
+            raise ConfigurationError(
+                f"steps_per_epoch={steps_per_epoch} must be a whole number of rollouts of n_steps * num_envs = "
+                f"{rollout} env steps, e.g. {rollout * max(1, round(steps_per_epoch / rollout))}."
+            )
+        lr_schedule = Schedule.parse(learning_rate, "learning_rate")
+        super().__init__(
+            env,
+            num_envs,
+            seed=seed,
+            total_timesteps=total_timesteps,
+            steps_per_epoch=steps_per_epoch,
+            vectorization=vectorization,
+            env_kwargs=env_kwargs,
+            wrappers=wrappers,
+            eval_episodes=eval_episodes,
+            eval_envs=eval_envs,
+        )
+        check_observation_space(self.observation_space, name)
+        if normalize_observations and (
+            not isinstance(self.observation_space, gym.spaces.Box) or is_image_space(self.observation_space)
+        ):
+            raise ConfigurationError(
+                f"normalize_observations=True normalizes vector (non-image Box) observations; the observation "
+                f"space is {self.observation_space!r}. Pass normalize_observations=False."
+            )
+        self.n_steps, self.batch_size, self.n_epochs = n_steps, batch_size, n_epochs
+        self.gamma, self.gae_lambda, self.ent_coef, self.vf_coef = gamma, gae_lambda, ent_coef, vf_coef
+        self.max_grad_norm, self.normalize_advantage = max_grad_norm, normalize_advantage
+        self.lr_schedule = lr_schedule
+
+        self.action_head = make_action_head(self.action_space, name, log_std_init)
+        outputs = self.action_head.outputs
+        with self.seeded():
+            if actor is None and critic is None:
+                self.policy = ActorCritic.default(
+                    self.observation_space, outputs, hidden_sizes, shared_network, ortho_init
+                )
+            else:
+                spaces = (self.observation_space, self.action_space)
+                own_actor = partial(default_actor, self.observation_space, outputs, hidden_sizes, ortho_init)
+                own_critic = partial(default_critic, self.observation_space, hidden_sizes, ortho_init)
+                self.policy = ActorCritic(
+                    build_network(actor, *spaces, own_actor, "actor"),
+                    build_network(critic, *spaces, own_critic, "critic"),
+                )
+        example = (example_observations(self.observation_space),)
+        if actor is not None:
+            check_output_shape(self.policy.actor, example, (2, outputs), "actor", self._actor_meaning())
+        if critic is not None:
+            check_output_shape(self.policy.critic, example, (2, 1), "critic", "(batch, 1) state values")
+
+        shape = self.observation_space.shape
+        self.observation_normalizer = RunningMeanStd(shape) if normalize_observations else None
+        self.reward_normalizer = RunningMeanStd() if normalize_rewards else None
+        self.reward_returns: Tensor | None = None  # the discounted return of each env, for reward scaling
+        self.buffer: RolloutBuffer | None = None
+        self.rollout_updates_stopped = False
+
+    def _actor_meaning(self) -> str:
+        space, outputs = self.action_space, self.action_head.outputs
+        if isinstance(space, gym.spaces.Box):
+            return f"(batch, action_dim) Gaussian means for {space!r}"
+        return f"(batch, {outputs}) logits for {space!r}"
+
+    # ----------------------------------------------------------------------------------------- the policy
+    @property
+    def progress_remaining(self) -> float:
+        """1 at the start of training, 0 once ``total_timesteps`` env steps are played: what schedules read."""
+        return max(0.0, 1.0 - self.env_steps / self.total_timesteps)
+
+    def preprocess(self, observations: Tensor, update_statistics: bool = False) -> Tensor:
+        """Observations as the networks take them: normalized if ``normalize_observations`` (statistics
+        updated first when ``update_statistics``), else unchanged."""
+        if self.observation_normalizer is None:
+            return observations
+        if update_statistics:
+            self.observation_normalizer.update(observations)
+        return self.observation_normalizer.normalize(observations, NORMALIZATION_CLIP)
+
+    def evaluate(self, observations: Tensor) -> tuple[Distribution, Tensor]:
+        """The policy's distribution and the critic's values ``(batch,)`` for preprocessed observations."""
+        outputs, values = self.policy(observations)
+        return self.action_head(outputs), values.float()
+
+    @torch.no_grad()
+    def act(self, observations: Tensor, deterministic: bool = False) -> Tensor:
+        """Env actions for raw observations: the distribution's mode, or a sample (clipped to a Box's bounds)."""
+        distribution = self.action_head(self.policy.actor_outputs(self.preprocess(observations)))
+        actions = distribution.mode() if deterministic else distribution.sample(self.generator)
+        return self.action_head.to_env(actions)
+
+    @torch.no_grad()
+    def explore(self, observations: Tensor) -> RolloutStep:
+        """One step of collection: sample actions for raw observations (updating the normalizer's statistics)."""
+        observations = self.preprocess(observations, update_statistics=True)
+        distribution, values = self.evaluate(observations)
+        actions = distribution.sample(self.generator)
+        return RolloutStep(
+            observations, actions, self.action_head.to_env(actions), distribution.log_prob(actions), values
+        )
+
+    @torch.no_grad()
+    def predict_values(self, observations: Tensor) -> Tensor:
+        """``V(s)`` of raw observations, with frozen normalization statistics."""
+        return self.policy.values(self.preprocess(observations)).float()
+
+    @torch.no_grad()
+    def normalize_rewards(self, rewards: Tensor, dones: np.ndarray, valid: np.ndarray) -> Tensor:
+        """The rewards to learn from: unchanged, or divided by the running std of the discounted return.
+
+        The autoreset step's reward (0, no transition) stays out of the statistics.
+        """
+        rewards = rewards.to(self.device, non_blocking=True)
+        if self.reward_normalizer is None:
+            return rewards
+        returns = self.reward_returns.mul_(self.gamma).add_(rewards)
+        seen = returns if valid.all() else returns[torch.from_numpy(np.flatnonzero(valid)).to(self.device)]
+        self.reward_normalizer.update(seen)
+        if dones.any():
+            returns.mul_(torch.from_numpy(~dones).to(self.device))
+        return self.reward_normalizer.scale(rewards, NORMALIZATION_CLIP)
+
+    def normalized_advantages(self, advantages: Tensor) -> Tensor:
+        """The minibatch's advantages, standardized if ``normalize_advantage`` (and there are at least two)."""
+        if not self.normalize_advantage or advantages.shape[0] < 2:
+            return advantages
+        std, mean = torch.std_mean(advantages)
+        return (advantages - mean) / (std + 1e-8)
+
+    def entropy(self, distribution: Distribution) -> Tensor:
+        """The mean entropy of ``distribution``; without a gradient when ``ent_coef`` is 0 (then only logged)."""
+        with torch.set_grad_enabled(self.ent_coef > 0 and torch.is_grad_enabled()):
+            return distribution.entropy().mean()
+
+    # ----------------------------------------------------------------------------------------- Lightning hooks
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        if stage == "fit" and self.buffer is None:
+            device = self.trainer.strategy.root_device
+            normalized = self.observation_normalizer is not None
+            self.buffer = RolloutBuffer(
+                self.n_steps,
+                self.num_envs,
+                self.observation_space.shape,
+                torch.float32 if normalized else torch_dtype(self.observation_space),
+                self.action_head.action_shape,
+                self.action_head.action_dtype,
+                gamma=self.gamma,
+                gae_lambda=self.gae_lambda,
+                device=device,
+            )
+            self.reward_returns = torch.zeros(self.num_envs, device=device)
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = RolloutDataset(
+            self,
+            self.collector,
+            self.buffer,
+            batch_size=self.batch_size,
+            n_epochs=self.n_epochs,
+            steps_per_epoch=self.steps_per_epoch,
+            total_timesteps=self.total_timesteps,
+            world_size=self.world_size,
+        )
+        return DataLoader(dataset, batch_size=None, num_workers=0)
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # The learning-rate schedule, a function of env steps, applied at every step (as Stable-Baselines3
+        # does once per rollout: env steps do not change between a rollout's updates).
+        learning_rate = self.lr_schedule(self.progress_remaining)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate
+
+    def on_train_epoch_end(self) -> None:
+        if self.buffer is not None and self.buffer.full:
+            # Of the epoch's last rollout, as Stable-Baselines3 logs it.
+            self.log("train/explained_variance", self.buffer.explained_variance(), batch_size=1, sync_dist=True)
+        self.log("train/learning_rate", self.lr_schedule(self.progress_remaining), batch_size=1)
+        if isinstance(self.action_head, DiagGaussianHead):
+            self.log("train/std", self.action_head.log_std.detach().exp().mean(), batch_size=1)
+        super().on_train_epoch_end()
+
+    # ----------------------------------------------------------------------------------------- checkpoints
+    def rl_state_dict(self) -> dict[str, Any]:
+        state = super().rl_state_dict()
+        if self.reward_returns is not None:
+            state["reward_returns"] = self.reward_returns.cpu()
+        return state
+
+    def load_rl_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_rl_state_dict(state)
+        if self.reward_returns is not None and "reward_returns" in state:
+            self.reward_returns.copy_(state["reward_returns"])
+
+    def restart_episodes(self) -> None:
+        super().restart_episodes()
+        if self.reward_returns is not None:
+            self.reward_returns.zero_()  # the discounted returns belonged to the cut-off episodes

@@ -1,0 +1,186 @@
+"""The rollout buffer of on-policy algorithms: one rollout of every env, then GAE(lambda) advantages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+class RolloutBatch(NamedTuple):
+    """A minibatch of a rollout: what the policy saw and did, and the targets of the update."""
+
+    observations: Tensor
+    actions: Tensor
+    """The actions as sampled (unclipped for a Box), so that ``log_probs`` is their probability."""
+    log_probs: Tensor
+    """Log-probability of the action under the policy that collected the rollout."""
+    values: Tensor
+    """``V(s)`` of the critic that collected the rollout."""
+    advantages: Tensor
+    returns: Tensor
+    """Targets of the critic: ``advantages + values``."""
+
+
+class RolloutBuffer:
+    """``n_steps`` steps of ``num_envs`` environments in preallocated ``(n_steps, num_envs, ...)`` tensors.
+
+    Steps are added one vector step at a time; :meth:`compute_returns_and_advantages` then computes the
+    GAE(lambda) advantages of Schulman et al. (2016), vectorized over envs:
+    ``delta_t = r_t + gamma * V(next_t) - V(s_t)`` and ``A_t = delta_t + gamma * lambda * A_{t+1}``, where
+
+    - a **termination** at step t ends the episode: no bootstrap (``V(next_t) = 0``) and no ``A_{t+1}``;
+    - a **truncation** at step t ends the episode too, but bootstraps from the value of the true final
+      observation, given to :meth:`add` as ``final_values``;
+    - otherwise ``V(next_t)`` is the value of the next step's observation (``last_values`` after the last step).
+
+    The vector env's autoreset step (``valid`` False: the step after an episode end, which only resets
+    that env) is no transition. It follows an episode end, so no advantage reaches it; its own advantage is
+    set to 0 and :meth:`valid_indices` leaves it out of every minibatch.
+
+    The done flags stay on the host until the rollout is complete, so adding a step never waits for the
+    device.
+
+    Args:
+        n_steps: steps of each env per rollout.
+        num_envs: environments stepped together.
+        observation_shape / observation_dtype: one observation as stored.
+        action_shape / action_dtype: one action as sampled (``()`` and ``torch.long`` for ``Discrete``).
+        gamma: discount factor.
+        gae_lambda: GAE's bias-variance trade-off (1: Monte-Carlo advantages, 0: one-step TD errors).
+        device: where the tensors live.
+    """
+
+    def __init__(
+        self,
+        n_steps: int,
+        num_envs: int,
+        observation_shape: Sequence[int],
+        observation_dtype: torch.dtype,
+        action_shape: Sequence[int],
+        action_dtype: torch.dtype,
+        gamma: float = 0.99,
+        gae_lambda: float = 0.95,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.n_steps, self.num_envs, self.gamma, self.gae_lambda = n_steps, num_envs, gamma, gae_lambda
+        self.device = torch.device(device)
+
+        def zeros(*shape: int, dtype: torch.dtype = torch.float32) -> Tensor:
+            return torch.zeros((n_steps, num_envs, *shape), dtype=dtype, device=self.device)
+
+        self.observations = zeros(*observation_shape, dtype=observation_dtype)
+        self.actions = zeros(*action_shape, dtype=action_dtype)
+        self.rewards, self.values, self.log_probs = zeros(), zeros(), zeros()
+        self.final_values = zeros()  # V(true final observation), read only where the env was truncated
+        self.advantages, self.returns = zeros(), zeros()
+        self.terminations = np.zeros((n_steps, num_envs), dtype=bool)
+        self.truncations = np.zeros((n_steps, num_envs), dtype=bool)
+        self.valid = np.zeros((n_steps, num_envs), dtype=bool)
+        self.step = 0
+        self._all_indices = torch.arange(n_steps * num_envs, device=self.device)
+        self._valid_indices = self._all_indices
+
+    @property
+    def full(self) -> bool:
+        return self.step == self.n_steps
+
+    def reset(self) -> None:
+        """Start a new rollout (the tensors are overwritten in place)."""
+        self.step = 0
+
+    def add(
+        self,
+        observations: Tensor,
+        actions: Tensor,
+        rewards: Tensor,
+        values: Tensor,
+        log_probs: Tensor,
+        terminations: np.ndarray,
+        truncations: np.ndarray,
+        valid: np.ndarray,
+        final_values: Tensor | None = None,
+    ) -> None:
+        """Store one step of every env.
+
+        Args:
+            observations / actions: what each env's policy saw and sampled.
+            rewards: the rewards of the step.
+            values / log_probs: ``V(s)`` and ``log pi(a | s)`` at collection.
+            terminations / truncations / valid: host flags of the step, as the collector gives them.
+            final_values: ``(num_envs,)`` values of the true next observations; required when an env was
+                truncated (only the truncated envs' entries are read).
+        """
+        if self.full:
+            raise RuntimeError(f"the rollout buffer holds {self.n_steps} steps already; call reset() first")
+        truncations = np.asarray(truncations, dtype=bool)
+        t = self.step
+        self.observations[t] = observations
+        self.actions[t] = actions.reshape(self.actions.shape[1:])
+        self.rewards[t] = rewards
+        self.values[t] = values
+        self.log_probs[t] = log_probs
+        if truncations.any():
+            if final_values is None:
+                raise ValueError("final_values is required at a step where an env was truncated")
+            self.final_values[t] = final_values
+        self.terminations[t], self.truncations[t], self.valid[t] = terminations, truncations, valid
+        self.step += 1
+
+    def compute_returns_and_advantages(self, last_values: Tensor) -> None:
+        """GAE(lambda) advantages and critic targets of the full rollout.
+
+        Args:
+            last_values: ``(num_envs,)`` values of the observations after the rollout's last step.
+        """
+        if not self.full:
+            raise RuntimeError(f"the rollout holds {self.step} of {self.n_steps} steps; fill it before computing GAE")
+        flags = torch.from_numpy(np.stack([self.terminations, self.truncations, self.valid])).to(self.device)
+        terminated, truncated, valid = flags.float()
+        next_values = torch.cat([self.values[1:], last_values.reshape(1, self.num_envs)])
+        next_values = torch.where(flags[1], self.final_values, next_values)
+        deltas = self.rewards + self.gamma * (1.0 - terminated) * next_values - self.values
+        continues = self.gamma * self.gae_lambda * (1.0 - torch.maximum(terminated, truncated))
+        advantages = self.advantages
+        advantages[-1] = deltas[-1]
+        for t in range(self.n_steps - 2, -1, -1):
+            torch.addcmul(deltas[t], continues[t], advantages[t + 1], out=advantages[t])
+        advantages.mul_(valid)
+        torch.add(advantages, self.values, out=self.returns)
+        valid_flat = self.valid.reshape(-1)
+        self._valid_indices = (
+            self._all_indices
+            if valid_flat.all()
+            else torch.from_numpy(np.flatnonzero(valid_flat)).to(self.device, non_blocking=True)
+        )
+
+    def valid_indices(self) -> Tensor:
+        """Flat indices (into ``n_steps * num_envs``) of the rollout's real transitions, autoreset steps left out."""
+        return self._valid_indices
+
+    @property
+    def all_valid(self) -> bool:
+        """Whether every step of the rollout is a real transition (no autoreset step in it)."""
+        return self._valid_indices is self._all_indices
+
+    def batch(self, indices: Tensor | None = None) -> RolloutBatch:
+        """The transitions at flat ``indices``; None: the whole rollout, as views of the buffer (no copy)."""
+        fields = (self.observations, self.actions, self.log_probs, self.values, self.advantages, self.returns)
+        if indices is None:
+            return RolloutBatch(*(field.flatten(0, 1) for field in fields))
+        return RolloutBatch(*(field.flatten(0, 1)[indices] for field in fields))
+
+    def explained_variance(self) -> Tensor:
+        """``1 - Var(returns - values) / Var(returns)`` over the rollout's transitions: how much the critic explains.
+
+        1 is a perfect critic, 0 one no better than a constant, negative one worse; NaN when the returns
+        do not vary.
+        """
+        indices = self._valid_indices
+        returns, values = self.returns.flatten()[indices], self.values.flatten()[indices]
+        returns_var = returns.var(correction=0)
+        explained = 1.0 - (returns - values).var(correction=0) / returns_var
+        return torch.where(returns_var > 0, explained, torch.nan)
