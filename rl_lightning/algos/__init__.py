@@ -1,7 +1,22 @@
 """Algorithms, each a LightningModule."""
 
+from rl_lightning.algos.a2c import A2C
 from rl_lightning.algos.base import RLAlgorithm
 from rl_lightning.algos.dqn import DQN
 from rl_lightning.algos.off_policy import OffPolicyAlgorithm
+from rl_lightning.algos.on_policy import OnPolicyAlgorithm
+from rl_lightning.algos.ppo import PPO
+from rl_lightning.algos.sac import SAC
+from rl_lightning.algos.td3 import DDPG, TD3
 
-__all__ = ["DQN", "OffPolicyAlgorithm", "RLAlgorithm"]
+__all__ = [
+    "A2C",
+    "DDPG",
+    "DQN",
+    "PPO",
+    "SAC",
+    "TD3",
+    "OffPolicyAlgorithm",
+    "OnPolicyAlgorithm",
+    "RLAlgorithm",
+]

@@ -15,7 +15,14 @@ from rl_lightning.buffers import ReplayBatch
 from rl_lightning.envs import EnvSpec, check_discrete_actions, check_observation_space
 from rl_lightning.envs.factory import Vectorization, Wrapper
 from rl_lightning.errors import ConfigurationError, check_fraction, check_positive
-from rl_lightning.nets import NetworkSpec, QNetwork, build_network, check_output_shape, example_observations
+from rl_lightning.nets import (
+    NetworkSpec,
+    QNetwork,
+    build_network,
+    check_output_shape,
+    example_observations,
+    polyak_update,
+)
 
 
 class DQN(OffPolicyAlgorithm):
@@ -189,14 +196,7 @@ class DQN(OffPolicyAlgorithm):
         if due <= 0:
             return
         self.target_updates += due
-        weight = 1.0 - (1.0 - self.tau) ** due
-        with torch.no_grad():
-            online = list(self.q_net.parameters()) + list(self.q_net.buffers())
-            target = list(self.q_target.parameters()) + list(self.q_target.buffers())
-            if weight >= 1.0:
-                torch._foreach_copy_(target, online)
-            else:
-                torch._foreach_lerp_(target, online, weight)
+        polyak_update(self.q_target, self.q_net, 1.0 - (1.0 - self.tau) ** due)
 
     def update(self, batch: ReplayBatch) -> Tensor:
         self.update_target()

@@ -1,0 +1,287 @@
+"""Soft Actor-Critic (Haarnoja et al., 2018), with automatic entropy tuning (Haarnoja et al., 2018b)."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from rl_lightning.algos.off_policy import OffPolicyAlgorithm
+from rl_lightning.buffers import ReplayBatch
+from rl_lightning.envs import EnvSpec, check_bounded_box_actions, check_observation_space
+from rl_lightning.envs.factory import Vectorization, Wrapper
+from rl_lightning.errors import ConfigurationError, check_fraction, check_positive
+from rl_lightning.nets import (
+    ActionScaling,
+    ContinuousQNetworks,
+    NetworkSpec,
+    SquashedGaussianActor,
+    action_dim,
+    build_network,
+    check_output_shape,
+    example_observations,
+    polyak_update,
+    sample_squashed_gaussian,
+)
+
+
+def parse_ent_coef(ent_coef: float | str) -> tuple[float, bool]:
+    """``ent_coef`` as (initial value, learned?): numbers are fixed, ``"auto"``, ``"auto_<init>"`` learned."""
+    learned = isinstance(ent_coef, str) and ent_coef.startswith("auto")
+    initial = ent_coef.removeprefix("auto").removeprefix("_") if learned else ent_coef
+    try:
+        value = 1.0 if initial == "" else float(initial)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not value > 0:
+        raise ConfigurationError(
+            f"ent_coef={ent_coef!r} must be a positive number (a fixed coefficient), 'auto' (learned, "
+            f"starting at 1.0) or 'auto_<initial value>' such as 'auto_0.1'."
+        )
+    return value, learned
+
+
+class SAC(OffPolicyAlgorithm):
+    """Soft Actor-Critic: a stochastic policy maximising reward plus entropy, with twin Q critics.
+
+    Each update regresses the critics on the soft TD target
+    ``r + gamma^n * (min_i Q_target_i(s', a') - alpha * log pi(a'|s'))``, ``a' ~ pi(.|s')``; every
+    ``policy_delay`` updates, the policy maximises ``min_i Q_i(s, a) - alpha * log pi(a|s)`` with the
+    reparameterised ``a ~ pi(.|s)``, and with ``ent_coef="auto"`` the coefficient ``alpha`` is tuned so that
+    the policy's entropy tracks ``target_entropy``. The target critics follow by Polyak averaging.
+
+    The policy is a Gaussian squashed by tanh into [-1, 1]; actions are scaled to the ``Box`` bounds only when
+    they are sent to the env. The critics see actions in [-1, 1] and the entropy is that of the [-1, 1]
+    actions (as in Stable-Baselines3), so ``target_entropy`` does not depend on the env's units. Before
+    ``learning_starts`` env steps, actions are uniform within the bounds.
+
+    The defaults are Stable-Baselines3's, except ``learning_starts`` (SB3: 100), which must be at least
+    ``batch_size`` here; ``experiments/sac_pendulum.yaml`` holds a tuned set. Several optimizers need
+    Lightning's manual optimization, under which ``Trainer(gradient_clip_val=...)`` is refused: use
+    ``max_grad_norm``.
+
+    Args:
+        env: env id, ``Env`` subclass or factory; its action space must be a bounded ``Box``.
+        num_envs: environments stepped together.
+        actor: the policy network: an ``nn.Module`` mapping a batch of observations to
+            ``(batch, 2 * action_dim)``, the means then the log standard deviations of the Gaussian that tanh
+            squashes, or a factory ``(observation_space, action_space) -> nn.Module``. Default: a
+            :class:`~rl_lightning.nets.SquashedGaussianActor` of ``hidden_sizes``.
+        critic: the Q-networks: a module mapping ``(observations, actions)``, actions ``(batch, action_dim)``
+            in [-1, 1], to ``(batch, n_critics)`` values, or a factory. Default: a
+            :class:`~rl_lightning.nets.ContinuousQNetworks` of ``n_critics`` MLPs of ``hidden_sizes``.
+        hidden_sizes: hidden layer widths of the default actor and critics.
+        n_critics: Q-networks whose minimum forms the target (2: clipped double Q).
+        learning_rate: Adam's step size for the actor, the critics and the entropy coefficient.
+        buffer_size: transitions kept in the replay buffer.
+        learning_starts: env steps of uniformly random actions before the first update (at least
+            ``batch_size``).
+        batch_size: transitions per update.
+        tau: Polyak coefficient of the target critics' update after each update.
+        gamma: discount factor.
+        train_freq: env steps between rounds of updates (a multiple of ``num_envs``).
+        gradient_steps: updates per round (-1: one per env step).
+        ent_coef: the entropy coefficient alpha: a positive number to keep fixed, ``"auto"`` to learn it
+            starting from 1.0, or ``"auto_0.1"`` to learn it starting from 0.1.
+        target_entropy: the entropy a learned alpha aims for; ``"auto"``: ``-action_dim``.
+        policy_delay: critic updates per update of the actor and the entropy coefficient.
+        max_grad_norm: gradient norm clip of every optimizer (None: no clip).
+        n_step: rewards summed into each target before bootstrapping.
+        total_timesteps: env steps to train for.
+        steps_per_epoch: env steps per epoch (validation and epoch metrics); default about 10,000.
+        seed: seed of envs, initialisation, exploration and replay sampling.
+        vectorization / env_kwargs / wrappers: how the envs are built (see :class:`RLAlgorithm`).
+        eval_episodes / eval_envs: deterministic episodes per validation, and envs playing them.
+        buffer_device / save_buffer: see :class:`OffPolicyAlgorithm`.
+    """
+
+    def __init__(
+        self,
+        env: EnvSpec = "Pendulum-v1",
+        num_envs: int = 1,
+        *,
+        actor: NetworkSpec = None,
+        critic: NetworkSpec = None,
+        hidden_sizes: Sequence[int] = (256, 256),
+        n_critics: int = 2,
+        learning_rate: float = 3e-4,
+        buffer_size: int = 1_000_000,
+        learning_starts: int = 256,
+        batch_size: int = 256,
+        tau: float = 0.005,
+        gamma: float = 0.99,
+        train_freq: int = 1,
+        gradient_steps: int = 1,
+        ent_coef: float | str = "auto",
+        target_entropy: float | str = "auto",
+        policy_delay: int = 1,
+        max_grad_norm: float | None = None,
+        n_step: int = 1,
+        total_timesteps: int = 100_000,
+        steps_per_epoch: int | None = None,
+        seed: int = 0,
+        vectorization: Vectorization = "sync",
+        env_kwargs: dict[str, Any] | None = None,
+        wrappers: Sequence[Wrapper] = (),
+        eval_episodes: int = 10,
+        eval_envs: int = 5,
+        buffer_device: str | None = None,
+        save_buffer: bool = True,
+    ) -> None:
+        check_positive(learning_rate=learning_rate, n_critics=n_critics, policy_delay=policy_delay)
+        check_fraction(tau=tau)
+        if tau == 0:
+            raise ConfigurationError("tau=0 would never update the target critics; use a value in (0, 1].")
+        if max_grad_norm is not None:
+            check_positive(max_grad_norm=max_grad_norm)
+        initial_ent_coef, learn_ent_coef = parse_ent_coef(ent_coef)
+        if not (target_entropy == "auto" or isinstance(target_entropy, int | float)):
+            raise ConfigurationError(
+                f"target_entropy={target_entropy!r} must be a number, or 'auto' for -action_dim."
+            )
+        super().__init__(
+            env,
+            num_envs,
+            buffer_size=buffer_size,
+            learning_starts=learning_starts,
+            batch_size=batch_size,
+            gamma=gamma,
+            train_freq=train_freq,
+            gradient_steps=gradient_steps,
+            n_step=n_step,
+            buffer_device=buffer_device,
+            save_buffer=save_buffer,
+            seed=seed,
+            total_timesteps=total_timesteps,
+            steps_per_epoch=steps_per_epoch,
+            vectorization=vectorization,
+            env_kwargs=env_kwargs,
+            wrappers=wrappers,
+            eval_episodes=eval_episodes,
+            eval_envs=eval_envs,
+        )
+        self.save_hyperparameters()
+        self.automatic_optimization = False  # three optimizers, stepped in update()
+        check_bounded_box_actions(self.action_space, "SAC")
+        check_observation_space(self.observation_space, "SAC")
+        self.action_dim = action_dim(self.action_space)
+        with self.seeded():
+            self.actor = build_network(
+                actor,
+                self.observation_space,
+                self.action_space,
+                lambda: SquashedGaussianActor(self.observation_space, self.action_space, hidden_sizes),
+                "actor",
+            )
+            self.critic = build_network(
+                critic,
+                self.observation_space,
+                self.action_space,
+                lambda: ContinuousQNetworks(
+                    self.observation_space, self.action_space, hidden_sizes, n_critics
+                ),
+                "critic",
+            )
+        observations = example_observations(self.observation_space)
+        check_output_shape(
+            self.actor,
+            (observations,),
+            (2, 2 * self.action_dim),
+            "actor",
+            f"(batch, 2 * action_dim): the means, then the log standard deviations, for {self.action_space}",
+        )
+        check_output_shape(
+            self.critic,
+            (observations, torch.zeros(2, self.action_dim)),
+            (2, n_critics),
+            "critic",
+            f"(batch, n_critics): one Q-value per critic, n_critics={n_critics}",
+        )
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.action_scaling = ActionScaling(self.action_space)
+        # log(alpha), a parameter so that it is in the state_dict (and learned with ent_coef="auto").
+        self.learn_ent_coef = learn_ent_coef
+        self.log_ent_coef = nn.Parameter(
+            torch.tensor(math.log(initial_ent_coef)), requires_grad=learn_ent_coef
+        )
+        self.target_entropy = -float(self.action_dim) if target_entropy == "auto" else float(target_entropy)
+        self.learning_rate, self.tau, self.policy_delay = learning_rate, tau, policy_delay
+        self.max_grad_norm = max_grad_norm
+        self.updates = 0  # critic updates so far: the actor is updated every policy_delay of them
+
+    def sample(self, observations: Tensor) -> tuple[Tensor, Tensor]:
+        """Actions in [-1, 1] drawn from the policy (reparameterised), and their log-probabilities."""
+        params = self.actor(observations)
+        noise = torch.randn(params.shape[0], self.action_dim, device=params.device, generator=self.generator)
+        return sample_squashed_gaussian(params, noise)
+
+    @torch.no_grad()
+    def act(self, observations: Tensor, deterministic: bool = False) -> Tensor:
+        """Actions within the bounds: the policy's mode, a sample, or uniform before ``learning_starts``."""
+        if deterministic:
+            actions = torch.tanh(self.actor(observations).float()[:, : self.action_dim])
+        elif self.env_steps < self.learning_starts:
+            actions = torch.empty(observations.shape[0], self.action_dim, device=observations.device)
+            actions.uniform_(-1.0, 1.0, generator=self.generator)
+        else:
+            actions, _ = self.sample(observations)
+        return self.action_scaling.to_bounds(actions)
+
+    @torch.no_grad()
+    def td_target(self, batch: ReplayBatch, ent_coef: Tensor) -> Tensor:
+        """``r + gamma^n * (min_i Q_target_i(s', a') - alpha * log pi(a'|s'))`` with ``a' ~ pi(.|s')``."""
+        next_actions, next_log_prob = self.sample(batch.next_observations)
+        next_q = self.critic_target(batch.next_observations, next_actions).float().min(dim=1).values
+        next_value = next_q - ent_coef * next_log_prob
+        return batch.rewards + batch.discounts * (1.0 - batch.terminations) * next_value
+
+    def update(self, batch: ReplayBatch) -> None:
+        actor_optimizer, critic_optimizer, *ent_coef_optimizer = self.optimizers()
+        ent_coef = self.log_ent_coef.detach().exp()
+
+        # Critics: regress on the soft TD target.
+        target = self.td_target(batch, ent_coef)
+        q = self.critic(batch.observations, self.action_scaling.from_bounds(batch.actions)).float()
+        critic_loss = 0.5 * (q - target.unsqueeze(1)).square().mean(dim=0).sum()
+        self.minimize(critic_optimizer, critic_loss)
+        self.update_stats.add(critic_loss=critic_loss, q_mean=q.mean())
+        self.updates += 1
+
+        if self.updates % self.policy_delay == 0:
+            # Actor. Toggling its optimizer freezes the critics: no gradients are computed for them here.
+            with self.toggled_optimizer(actor_optimizer):
+                actions, log_prob = self.sample(batch.observations)
+                q_pi = self.critic(batch.observations, actions).float().min(dim=1).values
+                actor_loss = (ent_coef * log_prob - q_pi).mean()
+                self.minimize(actor_optimizer, actor_loss)
+            self.update_stats.add(actor_loss=actor_loss, entropy=-log_prob.detach().mean())
+            if ent_coef_optimizer:
+                # alpha grows while the entropy is below the target and shrinks while it is above.
+                ent_coef_loss = -self.log_ent_coef * (log_prob.detach().mean() + self.target_entropy)
+                self.minimize(ent_coef_optimizer[0], ent_coef_loss)
+
+        polyak_update(self.critic_target, self.critic, self.tau)
+
+    def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()
+        self.log("train/ent_coef", self.log_ent_coef.detach().exp(), batch_size=1)
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        optimizers = [
+            self.make_optimizer(self.actor.parameters(), self.learning_rate),
+            self.make_optimizer(self.critic.parameters(), self.learning_rate),
+        ]
+        if self.learn_ent_coef:
+            optimizers.append(self.make_optimizer([self.log_ent_coef], self.learning_rate))
+        return optimizers
+
+    def rl_state_dict(self) -> dict[str, Any]:
+        return {**super().rl_state_dict(), "updates": self.updates}
+
+    def load_rl_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_rl_state_dict(state)
+        self.updates = state["updates"]

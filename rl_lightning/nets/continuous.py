@@ -1,0 +1,156 @@
+"""Networks for continuous (``Box``) actions: squashed-Gaussian and deterministic actors, Q-critics of (s, a).
+
+Actors and critics work with actions in [-1, 1]; :class:`ActionScaling` maps them to the env's bounds and
+back, so the networks (and their hyperparameters: noise scales, target entropies) never depend on the units
+of a particular environment.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rl_lightning.nets.encoders import make_encoder
+from rl_lightning.nets.mlp import mlp
+
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
+"""Bounds of the actor's log standard deviations (Stable-Baselines3's): no collapse to a point, no blow-up."""
+
+# Per action dimension: the Gaussian's normaliser 0.5 * log(2 pi), and 2 * log(2) from the tanh correction.
+_LOG_PROB_CONSTANT = 0.5 * math.log(2.0 * math.pi) + 2.0 * math.log(2.0)
+
+
+def action_dim(space: gym.spaces.Box) -> int:
+    """The number of scalars in one action (actions are flattened for the networks)."""
+    return int(np.prod(space.shape))
+
+
+class ActionScaling(nn.Module):
+    """Maps actions between [-1, 1] (where actors and critics work) and the bounds of a ``Box``.
+
+    The bounds are buffers, so they follow the module's device, but not persistent ones: they come from
+    the action space, not from training.
+    """
+
+    def __init__(self, space: gym.spaces.Box) -> None:
+        super().__init__()
+        low = torch.as_tensor(space.low, dtype=torch.float32).flatten()
+        high = torch.as_tensor(space.high, dtype=torch.float32).flatten()
+        self.register_buffer("center", (high + low) / 2.0, persistent=False)
+        self.register_buffer("half_range", (high - low) / 2.0, persistent=False)
+        self.shape = tuple(space.shape)
+
+    def to_bounds(self, actions: Tensor) -> Tensor:
+        """``(batch, action_dim)`` actions in [-1, 1] -> ``(batch, *shape)`` actions within the bounds."""
+        return torch.addcmul(self.center, actions, self.half_range).reshape(-1, *self.shape)
+
+    def from_bounds(self, actions: Tensor) -> Tensor:
+        """``(batch, *shape)`` actions within the bounds -> ``(batch, action_dim)`` actions in [-1, 1]."""
+        return (actions.flatten(1) - self.center) / self.half_range
+
+
+def sample_squashed_gaussian(params: Tensor, noise: Tensor) -> tuple[Tensor, Tensor]:
+    """The reparameterised sample ``a = tanh(mean + std * noise)`` in [-1, 1] and its log-density.
+
+    Args:
+        params: ``(batch, 2 * action_dim)``: the Gaussian's means, then its log standard deviations (clamped
+            to [``LOG_STD_MIN``, ``LOG_STD_MAX``]).
+        noise: ``(batch, action_dim)`` standard normal draws.
+
+    Returns:
+        The actions ``(batch, action_dim)`` and ``log pi(a)`` ``(batch,)``, summed over action dimensions.
+        The change of variables gives ``log pi(a) = log N(u; mean, std) - log(1 - tanh(u)^2)``; the second
+        term is computed as ``2 (log 2 - u - softplus(-2u))``, exact and finite where tanh saturates (the
+        ``+ 1e-6`` inside a log that SAC implementations often use biases it there).
+    """
+    mean, log_std = params.float().chunk(2, dim=-1)
+    log_std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+    pre_tanh = mean + log_std.exp() * noise
+    log_prob = (-0.5 * noise.square() - log_std + 2.0 * (pre_tanh + F.softplus(-2.0 * pre_tanh))).sum(dim=-1)
+    return torch.tanh(pre_tanh), log_prob - mean.shape[-1] * _LOG_PROB_CONSTANT
+
+
+class SquashedGaussianActor(nn.Module):
+    """SAC's policy network: observations -> ``(batch, 2 * action_dim)`` means and log standard deviations.
+
+    The squashing (tanh) and the sampling happen in :func:`sample_squashed_gaussian`, so a replacement
+    network only has to produce these two vectors.
+
+    Args:
+        observation_space: the env's observation space (picks the encoder).
+        action_space: a ``Box`` action space (sets the number of outputs).
+        hidden_sizes: widths of the hidden layers after the encoder.
+    """
+
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        action_space: gym.spaces.Box,
+        hidden_sizes: Sequence[int] = (256, 256),
+    ) -> None:
+        super().__init__()
+        self.encoder = make_encoder(observation_space)
+        self.net = mlp(self.encoder.out_features, 2 * action_dim(action_space), hidden_sizes)
+
+    def forward(self, observations: Tensor) -> Tensor:
+        return self.net(self.encoder(observations))
+
+
+class DeterministicActor(nn.Module):
+    """TD3's and DDPG's policy network: observations -> ``(batch, action_dim)`` actions in [-1, 1] (tanh).
+
+    Args:
+        observation_space: the env's observation space (picks the encoder).
+        action_space: a ``Box`` action space (sets the number of outputs).
+        hidden_sizes: widths of the hidden layers after the encoder.
+    """
+
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        action_space: gym.spaces.Box,
+        hidden_sizes: Sequence[int] = (400, 300),
+    ) -> None:
+        super().__init__()
+        self.encoder = make_encoder(observation_space)
+        self.net = mlp(self.encoder.out_features, action_dim(action_space), hidden_sizes)
+
+    def forward(self, observations: Tensor) -> Tensor:
+        return torch.tanh(self.net(self.encoder(observations)))
+
+
+class ContinuousQNetworks(nn.Module):
+    """``n_critics`` independent Q-networks: (observations, actions in [-1, 1]) -> ``(batch, n_critics)``.
+
+    Each critic is an MLP on the concatenated observation features and action; they share only the
+    (parameter-free for vectors) encoder. Twin critics (``n_critics=2``) let TD3 and SAC take the minimum
+    of two independent estimates, which counters the overestimation of a maximised Q-function.
+
+    Args:
+        observation_space: the env's observation space (picks the encoder).
+        action_space: a ``Box`` action space (sets the width of the action input).
+        hidden_sizes: widths of each critic's hidden layers.
+        n_critics: number of Q-networks.
+    """
+
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        action_space: gym.spaces.Box,
+        hidden_sizes: Sequence[int] = (256, 256),
+        n_critics: int = 2,
+    ) -> None:
+        super().__init__()
+        self.encoder = make_encoder(observation_space)
+        in_features = self.encoder.out_features + action_dim(action_space)
+        self.q_networks = nn.ModuleList(mlp(in_features, 1, hidden_sizes) for _ in range(n_critics))
+
+    def forward(self, observations: Tensor, actions: Tensor) -> Tensor:
+        inputs = torch.cat([self.encoder(observations), actions.flatten(1)], dim=1)
+        return torch.cat([q_network(inputs) for q_network in self.q_networks], dim=1)
