@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader
 
 from rl_lightning.algos.base import DEFAULT_EPOCH_STEPS, RLAlgorithm, torch_dtype
@@ -29,7 +30,8 @@ class OffPolicyAlgorithm(RLAlgorithm):
         gradient_steps: updates per round; -1 for one per env step of the round.
         n_step: rewards summed into each transition's return (1 is the one-step TD target).
         buffer_device: where the buffer's tensors live; default the module's device.
-        save_buffer: keep the replay buffer in checkpoints, so a resumed run continues exactly.
+        save_buffer: keep the replay buffer in checkpoints, so a resumed run continues exactly. Its size is
+            reported when training starts; without it, a resumed run starts with an empty buffer.
     """
 
     def __init__(
@@ -132,6 +134,14 @@ class OffPolicyAlgorithm(RLAlgorithm):
                 seed=self.seed + self.global_rank,
             )
 
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        if self.save_buffer and self.trainer.checkpoint_callbacks:
+            rank_zero_info(
+                f"Checkpoints hold the replay buffer: up to {self.buffer_size} transitions, "
+                f"{self.buffer.nbytes / 2**20:.1f} MiB when full (save_buffer=False leaves it out)."
+            )
+
     def train_dataloader(self) -> DataLoader:
         dataset = ReplayDataset(
             self,
@@ -156,4 +166,13 @@ class OffPolicyAlgorithm(RLAlgorithm):
     def load_rl_state_dict(self, state: dict[str, Any]) -> None:
         super().load_rl_state_dict(state)
         if self.buffer is not None and "buffer" in state:
+            if "storage" not in state["buffer"]:
+                rank_zero_warn(
+                    "The checkpoint holds no replay buffer (it was saved with save_buffer=False): the resumed run "
+                    "starts with an empty buffer, so it does not repeat the uninterrupted run."
+                )
             self.buffer.load_state_dict(state["buffer"])
+
+    def restart_episodes(self) -> None:
+        super().restart_episodes()
+        self.buffer.drop_unfinished()

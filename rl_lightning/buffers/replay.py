@@ -195,7 +195,12 @@ class ReplayBuffer:
         return ReplayBatch(**{name: tensor[index] for name, tensor in self.storage.items()})
 
     def state_dict(self, include_storage: bool = True) -> dict[str, Any]:
-        """Everything needed to continue exactly: stored transitions, the n-step window, the sampler."""
+        """Everything needed to continue exactly: stored transitions, the n-step window, the sampler.
+
+        Without ``include_storage`` the stored transitions are left out (the state is then that of an empty
+        buffer). A full buffer's tensors are handed over themselves, not copies, so that saving a large buffer
+        does not need its size again in memory: write the state out before the buffer changes.
+        """
         state: dict[str, Any] = {
             "position": self.position,
             "size": self.size if include_storage else 0,
@@ -205,7 +210,8 @@ class ReplayBuffer:
             "generator": self.generator.get_state(),
         }
         if include_storage:
-            state["storage"] = {name: t[: self.size].clone() for name, t in self.storage.items()}
+            full = self.size == self.capacity
+            state["storage"] = {name: t if full else t[: self.size].clone() for name, t in self.storage.items()}
         else:
             state["position"] = 0
         return state
@@ -221,6 +227,11 @@ class ReplayBuffer:
         self.position, self.size, self._head = state["position"], size, state["head"]
         self._pending = state["pending"].clone()
         self.generator.set_state(state["generator"])
+
+    def drop_unfinished(self) -> None:
+        """Forget the n-step window's steps still waiting for their return: their episodes were cut off (the envs
+        were reset without a final observation), so they can never be completed."""
+        self._pending.zero_()
 
     @property
     def nbytes(self) -> int:

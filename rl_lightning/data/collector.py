@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -10,7 +11,7 @@ import torch
 from gymnasium.vector import VectorEnv
 from torch import Tensor
 
-from rl_lightning.envs import seed_vector_env
+from rl_lightning.envs import EnvStateError, load_vector_env_state, seed_vector_env, vector_env_state
 
 
 class Transition(NamedTuple):
@@ -58,6 +59,7 @@ class Collector:
         self._episode_returns = np.zeros(self.num_envs, dtype=np.float64)
         self._episode_lengths = np.zeros(self.num_envs, dtype=np.int64)
         self._finished: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._warned_env_state = False
 
     def _to_tensor(self, array: np.ndarray) -> Tensor:
         array = np.asarray(array)
@@ -108,31 +110,64 @@ class Collector:
         self.observations = transition.next_observations
         return transition
 
-    def pop_episodes(self) -> Episodes:
-        """The episodes finished since the last call (env index, return, length)."""
+    def _finished_episodes(self) -> Episodes:
         if not self._finished:
             empty = np.zeros(0)
             return Episodes(empty.astype(np.int64), empty, empty.astype(np.int64))
-        env_indices, returns, lengths = (np.concatenate(parts) for parts in zip(*self._finished))
+        return Episodes(*(np.concatenate(parts) for parts in zip(*self._finished)))
+
+    def pop_episodes(self) -> Episodes:
+        """The episodes finished since the last call (env index, return, length)."""
+        episodes = self._finished_episodes()
         self._finished.clear()
-        return Episodes(env_indices, returns, lengths)
+        return episodes
 
     def state_dict(self) -> dict[str, Any]:
-        """The collector's position in its episodes (the environments' own state is saved separately)."""
-        # Tensors only, so that checkpoints load with torch.load(weights_only=True).
+        """Everything needed to go on exactly: the environments' state and the collector's place in their episodes.
+
+        Tensors, numbers and bytes, so that checkpoints load with ``torch.load(weights_only=True)``; the
+        environments' state is pickled bytes (:func:`~rl_lightning.envs.vector_env_state`). An env that cannot
+        be pickled is left out (``"env"`` is None and ``"env_error"`` says why), with a warning the first time.
+        """
+        try:
+            env_state, env_error = vector_env_state(self.env), None
+        except EnvStateError as err:
+            env_state, env_error = None, str(err)
+            if not self._warned_env_state:
+                self._warned_env_state = True
+                warnings.warn(
+                    f"The environments' state cannot be saved in checkpoints: {err}. A run resumed from a checkpoint "
+                    f"starts new episodes, so it does not repeat the uninterrupted run exactly.",
+                    stacklevel=2,
+                )
+        finished = self._finished_episodes()
         return {
+            "env": env_state,
+            "env_error": env_error,
             "observations": None if self.observations is None else self.observations.cpu(),
             "autoreset": torch.from_numpy(self._autoreset.copy()),
             "episode_returns": torch.from_numpy(self._episode_returns.copy()),
             "episode_lengths": torch.from_numpy(self._episode_lengths.copy()),
+            "finished": [torch.from_numpy(part.copy()) for part in finished],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Go on from ``state``: the environments exactly where they were, and the episodes they are in.
+
+        A state without the environments' state (``"env"`` is None: they could not be pickled, see
+        :meth:`state_dict`) changes nothing: the caller starts new episodes with :meth:`reset` instead. Loading
+        unpickles the saved environments, which runs code named in them: load only states you trust.
+        """
+        if state["env"] is None:
+            return
+        load_vector_env_state(self.env, state["env"])
         obs = state["observations"]
         self.observations = None if obs is None else obs.to(self.device)
         self._autoreset = state["autoreset"].numpy().copy()
         self._episode_returns = state["episode_returns"].numpy().copy()
         self._episode_lengths = state["episode_lengths"].numpy().copy()
+        env_indices, returns, lengths = (part.numpy() for part in state["finished"])
+        self._finished = [(env_indices, returns, lengths)] if len(env_indices) else []
 
     def close(self) -> None:
         self.env.close()

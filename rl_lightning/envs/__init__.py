@@ -1,4 +1,4 @@
-"""Environments: vector envs from an id, class or factory; seeding; space checks."""
+"""Environments: vector envs from an id, class or factory; seeding; space checks; saving their state."""
 
 from rl_lightning.envs.factory import (
     EnvSpec,
@@ -14,16 +14,20 @@ from rl_lightning.envs.spaces import (
     check_discrete_actions,
     check_observation_space,
 )
+from rl_lightning.envs.state import EnvStateError, load_vector_env_state, vector_env_state
 
 __all__ = [
     "EnvSpec",
+    "EnvStateError",
     "check_bounded_box_actions",
     "check_discrete_actions",
     "check_env_id",
     "check_observation_space",
     "env_name",
     "env_seeds",
+    "load_vector_env_state",
     "make_vector_env",
     "probe_spaces",
     "seed_vector_env",
+    "vector_env_state",
 ]

@@ -222,6 +222,25 @@ def test_state_dict_without_storage_keeps_the_pending_n_step_window() -> None:
     assert stored_rows(restored) == [(10, 10, 1 + 0.5 * 2 + 0.25 * 3, 13, 0, 0.5**3)]
 
 
+def test_dropping_unfinished_steps_keeps_them_out_of_the_next_episode() -> None:
+    buffer = make_buffer(n_step=3)
+    for step in TWO_EPISODE_ENDS[:4]:
+        add(buffer, step)
+    stored = stored_rows(buffer)
+    # The envs start new episodes here (t4, t5 stand for them): env 0's pending 10 never completes its return.
+    buffer.drop_unfinished()
+    for step in TWO_EPISODE_ENDS[4:]:
+        add(buffer, step)
+    assert stored_rows(buffer) == stored  # 11 and 12 of the new episode still wait for their third reward
+
+
+def test_a_full_buffer_is_saved_without_a_copy() -> None:
+    buffer = make_buffer(capacity=4, n_step=1)
+    for step in TWO_EPISODE_ENDS[:2]:
+        add(buffer, step)
+    assert buffer.state_dict()["storage"]["observations"].data_ptr() == buffer.storage["observations"].data_ptr()
+
+
 def test_capacity_below_one_n_step_window_per_env_is_refused() -> None:
     with pytest.raises(ValueError, match="capacity=5 must hold at least num_envs \\* n_step = 6"):
         make_buffer(capacity=5, num_envs=2, n_step=3)

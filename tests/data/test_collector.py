@@ -8,6 +8,7 @@ for the ``t``-th step; the step after an episode end only resets that env.
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 import pytest
@@ -92,7 +93,7 @@ def saved_and_loaded(state: dict) -> dict:
     return torch.load(stream, weights_only=True)
 
 
-def test_state_dict_restores_the_autoreset_flags_and_episode_accumulators(ending_envs: SyncVectorEnv) -> None:
+def test_state_dict_restores_the_envs_autoreset_flags_and_episode_accumulators(ending_envs: SyncVectorEnv) -> None:
     collector = Collector(ending_envs)
     collector.reset(seed=0)
     play(collector, 3)
@@ -100,11 +101,8 @@ def test_state_dict_restores_the_autoreset_flags_and_episode_accumulators(ending
     state = saved_and_loaded(collector.state_dict())
     expected = play(collector, 2)
 
-    # A fresh collector over envs brought to the same point (env 0 at t=1, env 1 finished) without it.
+    # A fresh collector over fresh envs, never reset: the envs' own state comes from the saved one.
     other_envs = counting_vector_env([(2, None), (None, 3)])
-    other_envs.reset(seed=0)
-    for _ in range(3):
-        other_envs.step(np.zeros(2, dtype=np.int64))
     restored = Collector(other_envs)
     restored.load_state_dict(state)
     replayed = play(restored, 2)
@@ -112,10 +110,38 @@ def test_state_dict_restores_the_autoreset_flags_and_episode_accumulators(ending
 
     for got, want in zip(replayed, expected):
         assert torch.equal(got.observations, want.observations)
+        assert torch.equal(got.next_observations, want.next_observations)
         assert got.valid.tolist() == want.valid.tolist()  # env 1's t3 is still its autoreset step
     # Env 0's episode was 1 step old at the save: it ends at t4 with return 1 + 2 = 3 and length 2.
     episodes = restored.pop_episodes()
     assert (episodes.returns.tolist(), episodes.lengths.tolist()) == ([3.0], [2])
+
+
+def test_state_dict_keeps_finished_episodes_not_yet_popped(ending_envs: SyncVectorEnv) -> None:
+    collector = Collector(ending_envs)
+    collector.reset(seed=0)
+    play(collector, 3)  # env 0 ended at t1 (return 3), env 1 at t2 (return 6)
+    restored = Collector(counting_vector_env([(2, None), (None, 3)]))
+    restored.load_state_dict(saved_and_loaded(collector.state_dict()))
+    episodes = restored.pop_episodes()
+    assert (episodes.env_indices.tolist(), episodes.returns.tolist()) == ([0, 1], [3.0, 6.0])
+
+
+def test_envs_that_cannot_be_pickled_are_left_out_with_one_warning(ending_envs: SyncVectorEnv) -> None:
+    ending_envs.envs[0].unpicklable = lambda: None  # as a wrapper holding a lambda would
+    collector = Collector(ending_envs)
+    collector.reset(seed=0)
+    play(collector, 1)
+    with pytest.warns(UserWarning, match="cannot be saved in checkpoints: SyncVectorEnv cannot be pickled"):
+        state = saved_and_loaded(collector.state_dict())
+    assert state["env"] is None and "lambda" in state["env_error"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        collector.state_dict()  # warned once only
+    # Loading such a state changes nothing: the caller starts new episodes.
+    fresh = Collector(counting_vector_env([(2, None), (None, 3)]))
+    fresh.load_state_dict(state)
+    assert fresh.observations is None
 
 
 @pytest.mark.parametrize(
