@@ -6,11 +6,24 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
-import torch
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger
 
 from rl_lightning.algos.base import RLAlgorithm
+from rl_lightning.algos.checkpointing import (
+    READ_ERRORS,
+    default_checkpoint_callback,
+    read_checkpoint,
+    resume_checkpoint,
+    unreadable_checkpoint,
+)
+from rl_lightning.callbacks import RLProgressBar, record_episodes
+from rl_lightning.callbacks.video import RenderError, check_video_writer
 from rl_lightning.data import Collector, evaluate_policy
 from rl_lightning.errors import ConfigurationError
 
@@ -27,7 +40,10 @@ class RLCLI(LightningCLI):
 
     Any :class:`RLAlgorithm` is a model (``model.class_path``); the Trainer defaults differ from
     Lightning's only where RL needs it: ``total_timesteps`` decides when training ends (``max_epochs=-1``),
-    and there is no sanity validation before training.
+    there is no sanity validation before training, and a config without checkpoint callbacks writes
+    ``<default_root_dir>/checkpoints/last.ckpt`` every epoch, which ``--ckpt_path last`` finds. A config
+    without a logger logs to ``<default_root_dir>/lightning_logs/version_N/metrics.csv`` (no account needed;
+    ``scripts/plot_runs.py`` reads it), and the progress bar counts env steps (:class:`RLProgressBar`).
     """
 
     def __init__(self, args: Sequence[str] | None = None) -> None:
@@ -41,6 +57,35 @@ class RLCLI(LightningCLI):
             args=args,
         )
 
+    def _parse_ckpt_path(self) -> None:
+        # Lightning reads the hyperparameters of a --ckpt_path file here, with torch.load: say clearly why it failed.
+        try:
+            super()._parse_ckpt_path()
+        except READ_ERRORS as err:
+            raise unreadable_checkpoint(self.config[self.config.subcommand].get("ckpt_path"), err) from None
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        trainer = super().instantiate_trainer(**{**self._tracking_defaults(), **kwargs})
+        default = default_checkpoint_callback(trainer)
+        if default is not None:
+            # `--ckpt_path last` searches the checkpoint callbacks' folders before the model adds callbacks of its
+            # own; Lightning's default one would search the folder of a new logger version, always empty.
+            checkpoints = Path(trainer.default_root_dir) / "checkpoints"
+            trainer.callbacks[trainer.callbacks.index(default)] = resume_checkpoint(checkpoints)
+        return trainer
+
+    def _tracking_defaults(self) -> dict[str, Any]:
+        """The CSV logger and the env-step progress bar, where the config names no logger or progress bar."""
+        config = self._get(self.config_init, "trainer", default={})
+        defaults: dict[str, Any] = {}
+        if config.get("logger") in (None, True):
+            defaults["logger"] = CSVLogger(config.get("default_root_dir") or ".")
+        callbacks = config.get("callbacks") or []
+        callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+        if config.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
+            defaults["callbacks"] = [*callbacks, RLProgressBar()]
+        return defaults
+
 
 def _configuration_error(error: BaseException) -> ConfigurationError | None:
     """The ConfigurationError behind ``error``, however deep jsonargparse or Lightning wrapped it."""
@@ -53,21 +98,23 @@ def _configuration_error(error: BaseException) -> ConfigurationError | None:
     return None
 
 
-def load_algorithm(ckpt_path: str, device: str = "cpu") -> RLAlgorithm:
-    """The algorithm saved in a checkpoint written by ``rl-lightning fit`` or a Trainer."""
-    try:
-        checkpoint = torch.load(ckpt_path, map_location=device, weights_only=False)
-    except FileNotFoundError:
-        raise ConfigurationError(f"--ckpt_path {ckpt_path}: no such file.") from None
-    except Exception as err:
-        raise ConfigurationError(
-            f"--ckpt_path {ckpt_path} is not a readable checkpoint ({type(err).__name__}: {err}); it may be "
-            f"truncated or from another program."
-        ) from None
+def load_algorithm(ckpt_path: str, device: str = "cpu", weights_only: bool = True) -> RLAlgorithm:
+    """The algorithm saved in a checkpoint written by ``rl-lightning fit`` or a Trainer, ready to act.
+
+    Only the hyperparameters and the ``state_dict`` are used. With ``weights_only`` (the default) the file is
+    read with ``torch.load(weights_only=True)``, which cannot run code from it, and only algorithms of
+    rl-lightning itself are built; the pickled environments inside (for resuming) are never unpickled.
+    """
+    checkpoint = read_checkpoint(ckpt_path, map_location=device, weights_only=weights_only)
     algorithm_path = checkpoint.get("rl_lightning", {}).get("algorithm")
     if algorithm_path is None:
-        raise ConfigurationError(f"--ckpt_path {ckpt_path} was not written by an rl-lightning algorithm.")
+        raise ConfigurationError(f"checkpoint {ckpt_path} was not written by an rl-lightning algorithm.")
     module_name, _, class_name = algorithm_path.rpartition(".")
+    if weights_only and module_name.partition(".")[0] != "rl_lightning":
+        raise ConfigurationError(
+            f"checkpoint {ckpt_path} holds a {algorithm_path}, an algorithm from outside rl-lightning; importing it "
+            f"runs its module's code. If you trust the checkpoint, pass --weights_only false."
+        )
     algorithm_class = getattr(__import__(module_name, fromlist=[class_name]), class_name)
     # LightningCLI adds private keys such as `_class_path` beside the constructor's arguments.
     hyperparameters = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
@@ -77,7 +124,7 @@ def load_algorithm(ckpt_path: str, device: str = "cpu") -> RLAlgorithm:
 
 
 def evaluate(argv: Sequence[str]) -> None:
-    """``rl-lightning evaluate --ckpt_path PATH``: play deterministic episodes, print one JSON line."""
+    """``rl-lightning evaluate --ckpt_path PATH [--video DIR]``: play deterministic episodes, print one JSON line."""
     parser = argparse.ArgumentParser(
         prog="rl-lightning evaluate", description="Play deterministic episodes with a trained agent."
     )
@@ -86,17 +133,42 @@ def evaluate(argv: Sequence[str]) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the evaluation envs (default 0)")
     parser.add_argument("--num_envs", type=int, default=1, help="envs stepped together (default 1)")
     parser.add_argument("--device", default="cpu", help="where the policy runs (default cpu)")
+    parser.add_argument(
+        "--weights_only",
+        choices=("true", "false"),
+        default="true",
+        help="read the checkpoint with torch.load(weights_only=True), which cannot run code from it (default "
+        "true); false only for checkpoints you trust that hold Python objects such as an env class",
+    )
+    parser.add_argument(
+        "--video",
+        metavar="DIR",
+        help="also write each episode to DIR/episode_<i>.mp4 (the episodes are played one after another on one env)",
+    )
+    parser.add_argument("--fps", type=int, default=30, help="frames per second of the videos (default 30)")
     args = parser.parse_args(argv)
-    if args.episodes < 1 or args.num_envs < 1:
-        raise ConfigurationError("--episodes and --num_envs must be at least 1.")
-    algorithm = load_algorithm(args.ckpt_path, args.device)
-    collector = Collector(algorithm.make_env(min(args.num_envs, args.episodes)), args.device)
-    try:
-        episodes = evaluate_policy(
-            lambda obs: algorithm.act(obs, deterministic=True), collector, args.episodes, args.seed
-        )
-    finally:
-        collector.close()
+    if args.episodes < 1 or args.num_envs < 1 or args.fps < 1:
+        raise ConfigurationError("--episodes, --num_envs and --fps must be at least 1.")
+    if args.video is not None:
+        if args.num_envs != 1:
+            raise ConfigurationError("--video plays the episodes one after another on one env: leave out --num_envs.")
+        check_video_writer()
+    algorithm = load_algorithm(args.ckpt_path, args.device, weights_only=args.weights_only == "true")
+    episodes = None
+    if args.video is not None:
+        paths = [Path(args.video) / f"episode_{index}.mp4" for index in range(args.episodes)]
+        try:
+            episodes = record_episodes(algorithm, paths, args.seed, args.fps)
+        except RenderError as error:
+            print(f"rl-lightning: warning: {error}; evaluating without videos.", file=sys.stderr)
+    if episodes is None:
+        collector = Collector(algorithm.make_env(min(args.num_envs, args.episodes)), args.device)
+        try:
+            episodes = evaluate_policy(
+                lambda obs: algorithm.act(obs, deterministic=True), collector, args.episodes, args.seed
+            )
+        finally:
+            collector.close()
     print(
         json.dumps(
             {

@@ -14,15 +14,25 @@ import numpy as np
 import torch
 from lightning.fabric.utilities.apply_func import move_data_to_device
 from lightning.pytorch import LightningModule
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torch.utils.data import DataLoader
+from torchmetrics import Metric
 
+from rl_lightning.algos.checkpointing import (
+    default_checkpoint_callback,
+    global_rng_state,
+    resume_checkpoint,
+    set_global_rng_state,
+    use_atomic_checkpoint_io,
+)
 from rl_lightning.algos.metrics import EpisodeStatistics, EpochMeans
 from rl_lightning.data import Collector, evaluate_policy
 from rl_lightning.envs import EnvSpec, make_vector_env, probe_spaces
 from rl_lightning.envs.factory import Vectorization, Wrapper, env_name
 from rl_lightning.errors import ConfigurationError, check_positive
+from rl_lightning.loggers import WandbLogger
 
 # Our datasets are iterable by design (num_workers=0, batch_size=None); a `None` from training_step only
 # marks the end of an epoch. Lightning's warnings about either would only confuse.
@@ -113,7 +123,7 @@ class RLAlgorithm(LightningModule):
         self.val_episodes = EpisodeStatistics()
         self.update_stats = EpochMeans()  # what update() records, logged as train/<name> once per epoch
         self._epoch_start: tuple[float, int] = (time.perf_counter(), 0)
-        self._pending_state: dict[str, Any] | None = None
+        self._pending_global_rng: dict[str, Any] | None = None  # restored when training starts, see on_train_start
 
     # ----------------------------------------------------------------------------------------- construction helpers
     @property
@@ -173,8 +183,47 @@ class RLAlgorithm(LightningModule):
     def world_size(self) -> int:
         return self.trainer.world_size if self._trainer is not None else 1
 
+    def run_description(self) -> dict[str, Any]:
+        """What identifies the run beside the hyperparameters: logged to every logger's config when fit starts.
+
+        W&B runs take their default name, group and tags from it (see ``rl_lightning.loggers.WandbLogger``).
+        """
+        networks = {
+            name: f"{type(child).__module__}.{type(child).__qualname__}"
+            for name, child in self.named_children()
+            if not isinstance(child, Metric)
+        }
+        return {
+            "algorithm": type(self).__name__,
+            "env_id": self.env_name,
+            "num_envs": self.num_envs,
+            "seed": self.seed,
+            "networks": networks,
+        }
+
+    def log_env_steps(self) -> None:
+        """Log ``env_steps`` with the metrics of this epoch or evaluation, and make it their x-axis.
+
+        Lightning takes a logged ``step`` as the step of every logger (TensorBoard, CSV, W&B's
+        ``trainer/global_step``), instead of its count of optimizer steps.
+        """
+        self.log("env_steps", float(self.env_steps), batch_size=1)
+        self.log("step", float(self.env_steps), batch_size=1)
+
     # ----------------------------------------------------------------------------------------- Lightning hooks
+    def configure_callbacks(self) -> list[Callback]:
+        # The last hook before Lightning creates its loggers' runs: W&B runs are named after this one here.
+        for logger in self.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.describe_run(self.run_description())
+        # Lightning's default ModelCheckpoint() keeps one checkpoint per epoch but no last.ckpt: put one in its
+        # place that writes last.ckpt every epoch. A Trainer given checkpoint callbacks of its own keeps them.
+        if default_checkpoint_callback(self.trainer) is not None:
+            return [resume_checkpoint()]
+        return []
+
     def setup(self, stage: str) -> None:
+        use_atomic_checkpoint_io(self.trainer.strategy)
         device = self.trainer.strategy.root_device
         rank = self.global_rank
         if stage == "fit" and self.collector is None:
@@ -192,6 +241,8 @@ class RLAlgorithm(LightningModule):
         self.collector = self.eval_collector = None
 
     def on_fit_start(self) -> None:
+        for logger in self.loggers:
+            logger.log_hyperparams(self.run_description())
         max_epochs = self.trainer.max_epochs
         epochs_needed = math.ceil((self.total_timesteps - self.env_steps) / self.steps_per_epoch)
         if (
@@ -204,6 +255,13 @@ class RLAlgorithm(LightningModule):
                 f"env steps ({epochs_needed} epochs of {self.steps_per_epoch} steps remain). Pass max_epochs=-1 "
                 f"to let total_timesteps decide."
             )
+
+    def on_train_start(self) -> None:
+        # The process-wide generators are restored last, just before the first epoch of a resumed run: the
+        # Trainer draws from torch's while it starts (each DataLoader iterator takes a seed from it).
+        if self._pending_global_rng is not None:
+            set_global_rng_state(self._pending_global_rng, self.device)
+            self._pending_global_rng = None
 
     def training_step(self, dataloader_iter: Iterator) -> Tensor | None:
         # Lightning passes the iterator itself to a training_step that asks for it, and then does not
@@ -229,7 +287,7 @@ class RLAlgorithm(LightningModule):
             self.log(f"train/{name}", mean, batch_size=1, sync_dist=True)
         started, steps_then = self._epoch_start
         elapsed = max(time.perf_counter() - started, 1e-9)
-        self.log("env_steps", float(self.env_steps), batch_size=1)
+        self.log_env_steps()
         self.log("env_steps_per_sec", (self.env_steps - steps_then) / elapsed, prog_bar=True, batch_size=1)
         if self.env_steps >= self.total_timesteps:
             self.trainer.should_stop = True
@@ -252,6 +310,7 @@ class RLAlgorithm(LightningModule):
         self.val_episodes.reset()
         for key in ("return_mean", "return_std", "length_mean"):
             self.log(f"val/{key}", stats[key].float(), prog_bar=key == "return_mean", batch_size=1)
+        self.log_env_steps()
 
     def configure_gradient_clipping(
         self,
@@ -267,7 +326,11 @@ class RLAlgorithm(LightningModule):
 
     # ----------------------------------------------------------------------------------------- checkpoints
     def rl_state_dict(self) -> dict[str, Any]:
-        """What moves besides the parameters: the env-step clock, the collector, the RNGs."""
+        """What moves besides the parameters: the env-step clock, the collector and its envs, the generator.
+
+        Subclasses add their own state (buffers, counters) and call ``super()``. Keep it to tensors, numbers,
+        strings and bytes, so that checkpoints load with ``torch.load(weights_only=True)``.
+        """
         return {
             "env_steps": self.env_steps,
             "collector": None if self.collector is None else self.collector.state_dict(),
@@ -281,13 +344,75 @@ class RLAlgorithm(LightningModule):
         if self.generator is not None and state["generator"] is not None:
             self.generator.set_state(state["generator"])
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+    def restart_episodes(self) -> None:
+        """Start new episodes in every training env, seeded from ``seed`` and the env step count.
+
+        What resuming does when the checkpoint holds no state of the envs (they could not be pickled).
+        Subclasses also drop what belongs to the cut-off episodes, and call ``super()``.
+        """
+        self.collector.reset(self.seed + self.env_steps, self.global_rank)
+
+    def _identity(self) -> dict[str, Any]:
+        """What a checkpoint must match to be resumed by this module."""
         cls = type(self)
+        return {
+            "algorithm": f"{cls.__module__}.{cls.__qualname__}",
+            "env": self.env_name,
+            "observation_space": repr(self.observation_space),
+            "action_space": repr(self.action_space),
+            "num_envs": self.num_envs,
+        }
+
+    def _check_resumable(self, saved: dict[str, Any] | None) -> None:
+        """Refuse, before anything is loaded, a checkpoint of another algorithm, env, space or number of envs."""
+        path = self._trainer.ckpt_path if self._trainer is not None else None
+        source = f"checkpoint {path}" if path else "the checkpoint"
+        if saved is None:
+            raise ConfigurationError(
+                f"{source} was not written by an rl-lightning algorithm, so {type(self).__name__} cannot resume it."
+            )
+        ours = self._identity()
+        ancestors = {f"{c.__module__}.{c.__qualname__}" for c in type(self).__mro__}
+        labels = {
+            "algorithm": "algorithm",
+            "env": "environment",
+            "observation_space": "observation space",
+            "action_space": "action space",
+            "num_envs": "num_envs",
+        }
+        differences = [
+            f"{label}: {saved[key]} in the checkpoint, {ours[key]} here"
+            for key, label in labels.items()
+            if saved.get(key) != ours[key] and not (key == "algorithm" and saved.get(key) in ancestors)
+        ]
+        if differences:
+            raise ConfigurationError(
+                f"cannot resume from {source}: it was written by another run ({'; '.join(differences)}). Resume "
+                f"with the configuration that wrote it, or start a new run without ckpt_path."
+            )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["rl_lightning"] = {
             **self.rl_state_dict(),
-            "algorithm": f"{cls.__module__}.{cls.__qualname__}",
+            **self._identity(),
+            "global_rng": global_rng_state(self.device),
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if "rl_lightning" in checkpoint:
-            self.load_rl_state_dict(checkpoint["rl_lightning"])
+        saved = checkpoint.get("rl_lightning")
+        self._check_resumable(saved)
+        if self.world_size > 1:
+            rank_zero_warn(
+                "Checkpoints hold the envs, buffer and generators of rank 0 only: every process of this resumed "
+                "multi-process run starts from rank 0's, so it does not repeat the uninterrupted run."
+            )
+        self.load_rl_state_dict(saved)
+        collector_state = saved["collector"]
+        if self.collector is not None and collector_state is not None and collector_state["env"] is None:
+            rank_zero_warn(
+                f"The checkpoint holds no state of the training envs ({collector_state['env_error']}): the resumed "
+                f"run starts new episodes, seeded from the env step count, and does not repeat the uninterrupted run."
+            )
+            self.restart_episodes()
+        if self.collector is not None:  # resuming a fit, not only reading weights (load_from_checkpoint)
+            self._pending_global_rng = saved["global_rng"]

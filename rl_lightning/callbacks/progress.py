@@ -1,0 +1,122 @@
+"""A progress bar that counts env steps, the unit of RL training, instead of batches."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
+from lightning.pytorch.utilities import rank_zero_info
+
+from rl_lightning.algos.base import RLAlgorithm
+
+SHORT_NAMES = {"train/episode_return": "return", "val/return_mean": "eval"}
+"""How the progress bar labels the metrics that ``RLAlgorithm`` logs with ``prog_bar=True``."""
+
+
+class RLProgressBar(TQDMProgressBar):
+    """Training progress in env steps: done / total, env steps per second, the training and evaluation returns.
+
+    In a terminal it is one bar for the whole run, for example::
+
+        Epoch 3:  82%|████████▏ | 41.0k/50.0k [00:31<00:06, 1.31k env steps/s, return=123.4, eval=200.0]
+
+    where ``return`` is the mean training episode return of the last epoch and ``eval`` the last evaluation's
+    mean return (and any other metric logged with ``prog_bar=True``). The bar advances every
+    ``refresh_rate`` batches from the module's ``env_steps`` counter (a Python int: no device sync); the
+    returns change once per epoch. Where standard output is not a terminal (a batch job's log), there is no
+    bar but one line per epoch::
+
+        epoch 3: 40,960/50,000 env steps (82%), 1,305 env steps/s, return 123.4, eval return 200.0
+
+    ``rl-lightning fit`` uses it unless the Trainer is given another progress bar or
+    ``enable_progress_bar=false``.
+
+    Args:
+        refresh_rate: training batches between updates of the bar.
+        process_position: the bar's line, for several processes printing bars at once.
+        interactive: draw a bar (True) or print epoch lines (False); default: a bar when standard output is a
+            terminal.
+    """
+
+    def __init__(self, refresh_rate: int = 1, process_position: int = 0, interactive: bool | None = None) -> None:
+        super().__init__(refresh_rate=refresh_rate, process_position=process_position, leave=True)
+        self.interactive = sys.stdout.isatty() if interactive is None else interactive
+        self._reported_steps: int | None = None
+
+    def setup(self, trainer: Trainer, pl_module: RLAlgorithm, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        if not self.interactive:
+            self.disable()
+
+    def get_metrics(self, trainer: Trainer, pl_module: RLAlgorithm) -> dict[str, Any]:
+        metrics = super().get_metrics(trainer, pl_module)
+        shown = {short: metrics[key] for key, short in SHORT_NAMES.items() if key in metrics}
+        for key, value in metrics.items():
+            # The bar shows its own live rate; the version number says nothing about progress.
+            if key not in SHORT_NAMES and key not in ("v_num", "env_steps_per_sec"):
+                shown[key] = value
+        return shown
+
+    def _advance(self, pl_module: RLAlgorithm) -> None:
+        bar = self.train_progress_bar
+        if not bar.disable and pl_module.env_steps != bar.n:
+            bar.update(pl_module.env_steps - bar.n)
+
+    def on_train_start(self, trainer: Trainer, pl_module: RLAlgorithm) -> None:
+        self._reported_steps = pl_module.env_steps  # a resumed run reports from its first new epoch on
+        self.train_progress_bar = Tqdm(
+            desc=self.train_description,
+            position=2 * self.process_position,
+            disable=self.is_disabled,
+            leave=True,
+            dynamic_ncols=True,
+            file=sys.stdout,
+            total=pl_module.total_timesteps,
+            initial=pl_module.env_steps,  # a resumed run starts part of the way
+            unit=" env steps",
+            unit_scale=True,
+            smoothing=0.1,
+        )
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: RLAlgorithm) -> None:
+        # The previous epoch's returns are logged by now (the module logs them after the callbacks' epoch end).
+        self._report(trainer, pl_module)
+        if not self.train_progress_bar.disable:
+            self.train_progress_bar.set_description(f"Epoch {trainer.current_epoch}")
+            self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module))
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: RLAlgorithm, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if (batch_idx + 1) % self.refresh_rate == 0:
+            self._advance(pl_module)
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: RLAlgorithm) -> None:
+        self._advance(pl_module)
+
+    def on_train_end(self, trainer: Trainer, pl_module: RLAlgorithm) -> None:
+        self._report(trainer, pl_module)
+        if not self.train_progress_bar.disable:
+            self._advance(pl_module)
+            self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module))
+        self.train_progress_bar.close()
+
+    def _report(self, trainer: Trainer, pl_module: RLAlgorithm) -> None:
+        """Without a bar: one line for the epoch that just ended, if it played env steps not reported yet."""
+        steps = pl_module.env_steps
+        if self.interactive or not trainer.is_global_zero or steps == self._reported_steps:
+            return
+        self._reported_steps = steps
+        metrics = trainer.progress_bar_metrics
+        parts = [f"{steps:,}/{pl_module.total_timesteps:,} env steps ({100 * steps / pl_module.total_timesteps:.0f}%)"]
+        if "env_steps_per_sec" in metrics:
+            parts.append(f"{metrics['env_steps_per_sec']:,.0f} env steps/s")
+        if "train/episode_return" in metrics:
+            parts.append(f"return {metrics['train/episode_return']:.1f}")
+        if "val/return_mean" in metrics:
+            parts.append(f"eval return {metrics['val/return_mean']:.1f}")
+        # Called when the next epoch starts or training ends: either way the reported epoch is the last completed.
+        rank_zero_info(f"epoch {trainer.current_epoch - 1}: " + ", ".join(parts))
