@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import time
 import warnings
@@ -126,6 +127,19 @@ class RLAlgorithm(LightningModule):
         self._pending_global_rng: dict[str, Any] | None = None  # restored when training starts, see on_train_start
 
     # ----------------------------------------------------------------------------------------- construction helpers
+    def save_hyperparameters(self, *args: Any, ignore: Any = None, frame: Any = None, logger: bool = True) -> None:
+        """Lightning's ``save_hyperparameters``, with tuples (``hidden_sizes=(64, 64)``) stored as lists.
+
+        Loggers write the hyperparameters to ``hparams.yaml``; a tuple there becomes ``!!python/tuple``, which
+        ``yaml.safe_load`` refuses to read.
+        """
+        frame = frame or inspect.currentframe().f_back  # Lightning reads the caller's arguments from its frame
+        super().save_hyperparameters(*args, ignore=ignore, frame=frame, logger=logger)
+        for hparams in (self._hparams, getattr(self, "_hparams_initial", {})):
+            for key, value in hparams.items():
+                if isinstance(value, tuple):
+                    hparams[key] = list(value)
+
     @property
     def env_name(self) -> str:
         return env_name(self.env_spec)
