@@ -139,23 +139,41 @@ def sb3_arguments(hyperparameters: dict[str, Any]) -> dict[str, Any]:
     }
     if "hidden_sizes" in arguments:
         arguments["policy_kwargs"] = {"net_arch": list(arguments.pop("hidden_sizes"))}
+    for name in SCHEDULES:
+        value = arguments.get(name)
+        if isinstance(value, str) and value.startswith("lin_"):
+            # Ours: "lin_<initial>", linear in env steps down to 0; SB3's equivalent is a function of the
+            # progress remaining (1 at the start, 0 at the end).
+            initial = float(value.removeprefix("lin_"))
+            arguments[name] = lambda progress_remaining, initial=initial: progress_remaining * initial
     return arguments
+
+
+SCHEDULES = ("learning_rate", "clip_range", "clip_range_vf")
+"""Hyperparameters that may be ``"lin_<initial>"`` schedules."""
 
 
 def train_sb3(algorithm: str) -> TrainFn:
     """A :data:`TrainFn` for the SB3 class ``algorithm`` (e.g. ``"DQN"``) with its ``MlpPolicy``."""
 
     def train(hyperparameters: dict[str, Any], eval_episodes: int, eval_seed: int) -> Outcome:
+        import numpy as np
         import stable_baselines3
         from stable_baselines3.common.env_util import make_vec_env
         from stable_baselines3.common.evaluation import evaluate_policy
+        from stable_baselines3.common.noise import NormalActionNoise
 
         sb3_class = getattr(stable_baselines3, algorithm)
         env_id, env_kwargs, seed = hyperparameters["env"], hyperparameters.get("env_kwargs"), hyperparameters["seed"]
 
         started = time.perf_counter()
         env = make_vec_env(env_id, n_envs=hyperparameters.get("num_envs", 1), seed=seed, env_kwargs=env_kwargs)
-        model = sb3_class("MlpPolicy", env, device="cpu", verbose=0, **sb3_arguments(hyperparameters))
+        arguments = sb3_arguments(hyperparameters)
+        if "action_noise" in arguments:
+            # Ours: the std of Gaussian exploration noise in units of the action half-range; SB3 takes a noise object.
+            std = arguments["action_noise"] * (env.action_space.high - env.action_space.low) / 2
+            arguments["action_noise"] = NormalActionNoise(np.zeros(env.action_space.shape), std)
+        model = sb3_class("MlpPolicy", env, device="cpu", verbose=0, **arguments)
         model.learn(total_timesteps=hyperparameters["total_timesteps"], progress_bar=False)
         wall_s = time.perf_counter() - started
 
@@ -183,6 +201,13 @@ class Benchmark:
 BENCHMARKS: dict[str, Benchmark] = {
     # RL-Zoo's tuned CartPole set (50k steps, 256-256, train_freq 256, gradient_steps 128, ...).
     "dqn": Benchmark(train_ours, train_sb3("DQN"), Settings("experiments/dqn_cartpole.yaml", quick_timesteps=5_000)),
+    # RL-Zoo's tuned CartPole set (8 envs, n_steps 32, batch 256, 20 epochs, linear lr and clip schedules).
+    "ppo": Benchmark(train_ours, train_sb3("PPO"), Settings("experiments/ppo_cartpole.yaml", quick_timesteps=5_120)),
+    # RL-Zoo's CartPole set: 8 envs and SB3's defaults (RMSprop, n_steps 5), 500k steps.
+    "a2c": Benchmark(train_ours, train_sb3("A2C"), Settings("experiments/a2c_cartpole.yaml", quick_timesteps=20_000)),
+    # RL-Zoo's Pendulum sets, 20k steps, one gradient step per env step.
+    "sac": Benchmark(train_ours, train_sb3("SAC"), Settings("experiments/sac_pendulum.yaml", quick_timesteps=2_000)),
+    "td3": Benchmark(train_ours, train_sb3("TD3"), Settings("experiments/td3_pendulum.yaml", quick_timesteps=12_000)),
 }
 
 LIBRARIES = ("rl-lightning", "sb3")
