@@ -1,0 +1,31 @@
+"""experiments/*.yaml: every config can be resumed with `--ckpt_path last` from the end of any epoch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+EXPERIMENTS = sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*.yaml"))
+MODEL_CHECKPOINT = "lightning.pytorch.callbacks.ModelCheckpoint"
+
+
+def test_there_is_a_config_for_every_algorithm():
+    algorithms = {yaml.safe_load(path.read_text())["model"]["class_path"] for path in EXPERIMENTS}
+    assert algorithms == {f"rl_lightning.{name}" for name in ("DQN", "PPO", "A2C", "SAC", "TD3", "DDPG")}
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda path: path.stem)
+def test_last_ckpt_is_written_every_epoch_where_ckpt_path_last_finds_it(path):
+    """A ModelCheckpoint with a ``monitor`` writes last.ckpt only when the monitored value improves (Lightning 2.6),
+    and one without a ``dirpath`` writes into a new logger version each run, where ``--ckpt_path last`` never
+    looks: each config needs one without a monitor, in a fixed folder under its run directory."""
+    config = yaml.safe_load(path.read_text())
+    assert config["model"]["init_args"]["seed"] == config["seed_everything"]
+    root = config["trainer"]["default_root_dir"]
+    assert root == f"runs/{path.stem}"
+    checkpoints = [c["init_args"] for c in config["trainer"]["callbacks"] if c["class_path"] == MODEL_CHECKPOINT]
+    every_epoch = [c for c in checkpoints if c.get("save_last") and "monitor" not in c]
+    assert [c["dirpath"] for c in every_epoch] == [f"{root}/checkpoints"]
+    assert all(c["dirpath"] == f"{root}/checkpoints" for c in checkpoints)
