@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import Trainer
-from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 
@@ -40,8 +40,9 @@ class RLCLI(LightningCLI):
 
     Any :class:`RLAlgorithm` is a model (``model.class_path``); the Trainer defaults differ from
     Lightning's only where RL needs it: ``total_timesteps`` decides when training ends (``max_epochs=-1``),
-    there is no sanity validation before training, and a config without checkpoint callbacks writes
-    ``<default_root_dir>/checkpoints/last.ckpt`` every epoch, which ``--ckpt_path last`` finds. A config
+    there is no sanity validation before training, and checkpoints go to ``<default_root_dir>/checkpoints``
+    (a config without checkpoint callbacks writes ``last.ckpt`` there every epoch), where ``--ckpt_path last``
+    finds them. A config
     without a logger logs to ``<default_root_dir>/lightning_logs/version_N/metrics.csv`` (no account needed;
     ``scripts/plot_runs.py`` reads it), and the progress bar counts env steps (:class:`RLProgressBar`).
     """
@@ -66,12 +67,16 @@ class RLCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         trainer = super().instantiate_trainer(**{**self._tracking_defaults(), **kwargs})
+        # `--ckpt_path last` searches the checkpoint callbacks' folders before the model adds callbacks of its own.
+        # A callback without a dirpath would write into (and search) a new logger version folder, empty at every
+        # start: all of them write to <default_root_dir>/checkpoints instead, which moves with default_root_dir.
+        checkpoints = Path(trainer.default_root_dir).resolve() / "checkpoints"
         default = default_checkpoint_callback(trainer)
         if default is not None:
-            # `--ckpt_path last` searches the checkpoint callbacks' folders before the model adds callbacks of its
-            # own; Lightning's default one would search the folder of a new logger version, always empty.
-            checkpoints = Path(trainer.default_root_dir) / "checkpoints"
             trainer.callbacks[trainer.callbacks.index(default)] = resume_checkpoint(checkpoints)
+        for callback in trainer.checkpoint_callbacks:
+            if isinstance(callback, ModelCheckpoint) and callback.dirpath is None:
+                callback.dirpath = str(checkpoints)
         return trainer
 
     def _tracking_defaults(self) -> dict[str, Any]:

@@ -39,9 +39,10 @@ def run(*argv: str) -> int:
 
 def test_fit_writes_checkpoints_then_evaluate_prints_one_json_line(tmp_path, capsys):
     assert run("fit", "--config", CONFIG, *TINY, f"--trainer.default_root_dir={tmp_path / 'logs'}") == 0
-    last = tmp_path / "runs" / "dqn_cartpole" / "checkpoints" / "last.ckpt"
-    assert last.exists()
-    assert (tmp_path / "logs").exists()
+    last = tmp_path / "logs" / "checkpoints" / "last.ckpt"
+    names = sorted(path.name for path in last.parent.iterdir())
+    assert len(names) == 2 and names[0].startswith("best-epoch=") and names[1] == "last.ckpt"
+    assert not (tmp_path / "runs").exists()
     capsys.readouterr()
     assert run("evaluate", "--ckpt_path", str(last), "--episodes", "3", "--seed", "1") == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -19,13 +19,11 @@ def test_there_is_a_config_for_every_algorithm():
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda path: path.stem)
 def test_last_ckpt_is_written_every_epoch_where_ckpt_path_last_finds_it(path):
     """A ModelCheckpoint with a ``monitor`` writes last.ckpt only when the monitored value improves (Lightning 2.6),
-    and one without a ``dirpath`` writes into a new logger version each run, where ``--ckpt_path last`` never
-    looks: each config needs one without a monitor, in a fixed folder under its run directory."""
+    and a fixed ``dirpath`` would not move with ``--trainer.default_root_dir``: each config needs one without a
+    monitor that writes ``last.ckpt``, and none with a dirpath (the CLI puts them in <default_root_dir>/checkpoints)."""
     config = yaml.safe_load(path.read_text())
     assert config["model"]["init_args"]["seed"] == config["seed_everything"]
-    root = config["trainer"]["default_root_dir"]
-    assert root == f"runs/{path.stem}"
+    assert config["trainer"]["default_root_dir"] == f"runs/{path.stem}"
     checkpoints = [c["init_args"] for c in config["trainer"]["callbacks"] if c["class_path"] == MODEL_CHECKPOINT]
-    every_epoch = [c for c in checkpoints if c.get("save_last") and "monitor" not in c]
-    assert [c["dirpath"] for c in every_epoch] == [f"{root}/checkpoints"]
-    assert all(c["dirpath"] == f"{root}/checkpoints" for c in checkpoints)
+    assert [c for c in checkpoints if "monitor" not in c] == [{"filename": "last"}]
+    assert not any("dirpath" in c for c in checkpoints)
