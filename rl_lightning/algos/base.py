@@ -16,6 +16,7 @@ import torch
 from lightning.fabric.utilities.apply_func import move_data_to_device
 from lightning.pytorch import LightningModule
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torch.utils.data import DataLoader
@@ -29,16 +30,16 @@ from rl_lightning.algos.checkpointing import (
     use_atomic_checkpoint_io,
 )
 from rl_lightning.algos.metrics import EpisodeStatistics, EpochMeans
-from rl_lightning.data import Collector, evaluate_policy
+from rl_lightning.data import Collector, Episodes, evaluate_policy
+from rl_lightning.distributed import gather_on_rank_zero
 from rl_lightning.envs import EnvSpec, make_vector_env, probe_spaces
 from rl_lightning.envs.factory import Vectorization, Wrapper, env_name
 from rl_lightning.errors import ConfigurationError, check_positive
 from rl_lightning.loggers import WandbLogger
 
-# Our datasets are iterable by design (num_workers=0, batch_size=None); a `None` from training_step only
-# marks the end of an epoch. Lightning's warnings about either would only confuse.
+# Our datasets are iterable by design (num_workers=0, batch_size=None): Lightning's warnings about it would
+# only confuse.
 warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-warnings.filterwarnings("ignore", message=r".*`training_step` returned `None`.*")
 warnings.filterwarnings("ignore", message=r".*Found `dataloader_iter` argument in the `training_step`.*")
 warnings.filterwarnings("ignore", message=r".*You are using the `dataloader_iter` step flavor.*")
 warnings.filterwarnings("ignore", message=r".*is an instance of `nn.Module` and is already saved.*")
@@ -74,15 +75,17 @@ class RLAlgorithm(LightningModule):
             factory returning an ``Env``.
         num_envs: environments stepped together in each process.
         seed: seeds the envs (``seed + rank * num_envs + i``), the network initialisation, exploration and
-            replay sampling. The same seed on the same machine gives the same run.
+            replay sampling. The same seed on the same machine (and the same number of processes) gives the
+            same run.
         total_timesteps: env steps (summed over envs and processes) after which training stops.
         steps_per_epoch: env steps per epoch; validation runs and epoch metrics are logged after each.
         vectorization: ``"sync"``, ``"async"`` (one subprocess per env) or ``"native"`` (the env's own
             vectorized implementation, e.g. CartPole's).
         env_kwargs: keyword arguments for the env's constructor.
         wrappers: callables applied to each sub-environment, e.g. ``gymnasium.wrappers.FlattenObservation``.
-        eval_episodes: deterministic episodes played at each validation.
-        eval_envs: environments stepped together during evaluation.
+        eval_episodes: deterministic episodes played at each validation, over all processes: under DDP each
+            rank plays its share on envs of its own seeds, and the statistics are those of all the episodes.
+        eval_envs: environments stepped together during evaluation (in each process).
     """
 
     def __init__(
@@ -125,6 +128,7 @@ class RLAlgorithm(LightningModule):
         self.update_stats = EpochMeans()  # what update() records, logged as train/<name> once per epoch
         self._epoch_start: tuple[float, int] = (time.perf_counter(), 0)
         self._pending_global_rng: dict[str, Any] | None = None  # restored when training starts, see on_train_start
+        self._skip_optimizer_step = False  # set by skip_update(), read by optimizer_step()
 
     # ----------------------------------------------------------------------------------------- construction helpers
     def save_hyperparameters(self, *args: Any, ignore: Any = None, frame: Any = None, logger: bool = True) -> None:
@@ -215,14 +219,22 @@ class RLAlgorithm(LightningModule):
             "networks": networks,
         }
 
+    def log_epoch(self, name: str, value: Tensor | float, **kwargs: Any) -> None:
+        """``self.log`` of one number per epoch (or evaluation); under DDP, its mean over the ranks.
+
+        Most of what is logged is already the same on every rank (the global env-step count, the schedules, episode
+        statistics that torchmetrics combined over ranks): the mean is then that value.
+        """
+        self.log(name, value, batch_size=1, sync_dist=True, **kwargs)
+
     def log_env_steps(self) -> None:
         """Log ``env_steps`` with the metrics of this epoch or evaluation, and make it their x-axis.
 
         Lightning takes a logged ``step`` as the step of every logger (TensorBoard, CSV, W&B's
         ``trainer/global_step``), instead of its count of optimizer steps.
         """
-        self.log("env_steps", float(self.env_steps), batch_size=1)
-        self.log("step", float(self.env_steps), batch_size=1)
+        self.log_epoch("env_steps", float(self.env_steps))
+        self.log_epoch("step", float(self.env_steps))
 
     # ----------------------------------------------------------------------------------------- Lightning hooks
     def configure_callbacks(self) -> list[Callback]:
@@ -237,16 +249,21 @@ class RLAlgorithm(LightningModule):
         return []
 
     def setup(self, stage: str) -> None:
-        use_atomic_checkpoint_io(self.trainer.strategy)
-        device = self.trainer.strategy.root_device
+        strategy = self.trainer.strategy
+        use_atomic_checkpoint_io(strategy)
+        if isinstance(strategy, DDPStrategy) and not self.automatic_optimization:
+            # Each of the manual backward passes (critic, actor, entropy coefficient) reaches only some of the
+            # parameters; DDP must be told to expect that. Set here, before the strategy wraps the module.
+            strategy._ddp_kwargs["find_unused_parameters"] = True
+        device = strategy.root_device
         rank = self.global_rank
         if stage == "fit" and self.collector is None:
             self.collector = Collector(self.make_env(self.num_envs), device)
             self.collector.reset(self.seed, rank)
             self.generator = torch.Generator(device=device)
             self.generator.manual_seed(self.seed + rank)
-        if stage in ("fit", "validate") and self.eval_collector is None:
-            self.eval_collector = Collector(self.make_env(min(self.eval_envs, self.eval_episodes)), device)
+        if stage in ("fit", "validate") and self.eval_collector is None and self.eval_share() > 0:
+            self.eval_collector = Collector(self.make_env(min(self.eval_envs, self.eval_share())), device)
 
     def teardown(self, stage: str) -> None:
         for collector in (self.collector, self.eval_collector):
@@ -280,11 +297,39 @@ class RLAlgorithm(LightningModule):
     def training_step(self, dataloader_iter: Iterator) -> Tensor | None:
         # Lightning passes the iterator itself to a training_step that asks for it, and then does not
         # prefetch: the next batch (and the env steps played before it) comes after this update.
+        self._skip_optimizer_step = False
         try:
             batch, _, _ = next(dataloader_iter)
         except StopIteration:
-            return None  # the epoch's env steps are played
+            return self.skip_update()  # the epoch's env steps are played
         return self.update(move_data_to_device(batch, self.device))
+
+    def skip_update(self, loss: Tensor | None = None) -> Tensor | None:
+        """What ``training_step`` returns for a step that leaves the parameters and optimizers unchanged.
+
+        Under manual optimization: None. Under automatic optimization Lightning refuses None from a DDP
+        process, since every rank must join each backward pass's gradient all-reduce: the step's ``loss`` (or
+        a zero reaching every parameter) goes through the backward pass, and :meth:`optimizer_step` then
+        leaves the optimizer alone. Every rank must skip the same steps.
+        """
+        if not self.automatic_optimization:
+            return None
+        self._skip_optimizer_step = True
+        if loss is None:
+            loss = sum(parameter.sum() for parameter in self.parameters() if parameter.requires_grad) * 0.0
+        return loss
+
+    def optimizer_step(
+        self,
+        epoch: int,
+        batch_idx: int,
+        optimizer: torch.optim.Optimizer,
+        optimizer_closure: Any = None,
+    ) -> None:
+        # The closure runs training_step and its backward pass; only then is it known whether to step.
+        loss = optimizer_closure()
+        if not self._skip_optimizer_step:
+            optimizer.step(closure=lambda: loss)
 
     def on_train_epoch_start(self) -> None:
         self._epoch_start = (time.perf_counter(), self.env_steps)
@@ -295,14 +340,14 @@ class RLAlgorithm(LightningModule):
         stats = self.train_episodes.compute()
         self.train_episodes.reset()
         if stats["episodes"] > 0:
-            self.log("train/episode_return", stats["return_mean"].float(), prog_bar=True, batch_size=1)
-            self.log("train/episode_length", stats["length_mean"].float(), batch_size=1)
+            self.log_epoch("train/episode_return", stats["return_mean"].float(), prog_bar=True)
+            self.log_epoch("train/episode_length", stats["length_mean"].float())
         for name, mean in self.update_stats.pop().items():
-            self.log(f"train/{name}", mean, batch_size=1, sync_dist=True)
+            self.log_epoch(f"train/{name}", mean)
         started, steps_then = self._epoch_start
         elapsed = max(time.perf_counter() - started, 1e-9)
         self.log_env_steps()
-        self.log("env_steps_per_sec", (self.env_steps - steps_then) / elapsed, prog_bar=True, batch_size=1)
+        self.log_epoch("env_steps_per_sec", (self.env_steps - steps_then) / elapsed, prog_bar=True)
         if self.env_steps >= self.total_timesteps:
             self.trainer.should_stop = True
 
@@ -310,20 +355,30 @@ class RLAlgorithm(LightningModule):
         # One item per validation round: validation_step plays all the episodes itself.
         return DataLoader([0], batch_size=None)
 
+    def eval_share(self) -> int:
+        """The evaluation episodes this process plays: its share of ``eval_episodes`` (rank 0 takes the first extra)."""
+        share, extra = divmod(self.eval_episodes, self.world_size)
+        return share + (self.global_rank < extra)
+
     def validation_step(self, batch: Any, batch_idx: int) -> None:
-        episodes = evaluate_policy(
-            lambda obs: self.act(obs, deterministic=True),
-            self.eval_collector,
-            self.eval_episodes,
-            seed=self.seed + EVAL_SEED_OFFSET,
-        )
+        share = self.eval_share()
+        episodes = Episodes.none()
+        if share > 0:
+            # Rank r's envs take seeds from seed + EVAL_SEED_OFFSET + r * eval_envs on: no two ranks share one.
+            episodes = evaluate_policy(
+                lambda obs: self.act(obs, deterministic=True),
+                self.eval_collector,
+                share,
+                seed=self.seed + EVAL_SEED_OFFSET + self.global_rank * self.eval_envs,
+            )
+        # Updated on every rank, even with no episode: compute() then combines the episodes of all ranks.
         self.val_episodes.update(episodes.returns, episodes.lengths)
 
     def on_validation_epoch_end(self) -> None:
         stats = self.val_episodes.compute()
         self.val_episodes.reset()
         for key in ("return_mean", "return_std", "length_mean"):
-            self.log(f"val/{key}", stats[key].float(), prog_bar=key == "return_mean", batch_size=1)
+            self.log_epoch(f"val/{key}", stats[key].float(), prog_bar=key == "return_mean")
         self.log_env_steps()
 
     def configure_gradient_clipping(
@@ -377,10 +432,14 @@ class RLAlgorithm(LightningModule):
             "num_envs": self.num_envs,
         }
 
+    def _checkpoint_source(self) -> str:
+        """The checkpoint being loaded, as error messages name it."""
+        path = self._trainer.ckpt_path if self._trainer is not None else None
+        return f"checkpoint {path}" if path else "the checkpoint"
+
     def _check_resumable(self, saved: dict[str, Any] | None) -> None:
         """Refuse, before anything is loaded, a checkpoint of another algorithm, env, space or number of envs."""
-        path = self._trainer.ckpt_path if self._trainer is not None else None
-        source = f"checkpoint {path}" if path else "the checkpoint"
+        source = self._checkpoint_source()
         if saved is None:
             raise ConfigurationError(
                 f"{source} was not written by an rl-lightning algorithm, so {type(self).__name__} cannot resume it."
@@ -405,21 +464,41 @@ class RLAlgorithm(LightningModule):
                 f"with the configuration that wrote it, or start a new run without ckpt_path."
             )
 
+    def _process_state(self) -> dict[str, Any]:
+        """This process's state in a checkpoint: :meth:`rl_state_dict` and the process-wide generators, on the CPU."""
+        state = {**self.rl_state_dict(), "global_rng": global_rng_state(self.device)}
+        return move_data_to_device(state, "cpu")
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["rl_lightning"] = {
-            **self.rl_state_dict(),
-            **self._identity(),
-            "global_rng": global_rng_state(self.device),
-        }
+        # Rank 0's state at the top, as in a single-process checkpoint; under DDP every other rank's under
+        # "ranks", keyed by rank. Every rank runs this hook (Lightning's save is collective); rank 0 writes.
+        states = gather_on_rank_zero(self._process_state())
+        if states is None:
+            return  # not rank 0: this copy of the checkpoint is not written
+        own, *others = states
+        checkpoint["rl_lightning"] = {**self._identity(), "world_size": self.world_size, **own}
+        if others:
+            checkpoint["rl_lightning"]["ranks"] = dict(enumerate(others, start=1))
+
+    def _check_world_size(self, saved: dict[str, Any]) -> None:
+        """Refuse to resume a fit on another number of processes than the one that wrote the checkpoint."""
+        saved_world_size = saved.get("world_size", 1)
+        if saved_world_size != self.world_size:
+            raise ConfigurationError(
+                f"cannot resume from {self._checkpoint_source()}: it was written by {saved_world_size} process(es) "
+                f"(world size {saved_world_size}) and this run has {self.world_size}. Each process's envs, buffer and "
+                f"generators are in the checkpoint and cannot be split or merged over another number of processes. "
+                f"Resume with devices x num_nodes = {saved_world_size}, or start a new run from its networks with "
+                f"{type(self).__name__}.load_from_checkpoint(path) (new envs and buffers)."
+            )
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get("rl_lightning")
         self._check_resumable(saved)
-        if self.world_size > 1:
-            rank_zero_warn(
-                "Checkpoints hold the envs, buffer and generators of rank 0 only: every process of this resumed "
-                "multi-process run starts from rank 0's, so it does not repeat the uninterrupted run."
-            )
+        if self.collector is not None:  # resuming a fit, not only reading weights (load_from_checkpoint)
+            self._check_world_size(saved)
+            if self.global_rank > 0:
+                saved = saved["ranks"][self.global_rank]
         self.load_rl_state_dict(saved)
         collector_state = saved["collector"]
         if self.collector is not None and collector_state is not None and collector_state["env"] is None:
@@ -428,5 +507,5 @@ class RLAlgorithm(LightningModule):
                 f"run starts new episodes, seeded from the env step count, and does not repeat the uninterrupted run."
             )
             self.restart_episodes()
-        if self.collector is not None:  # resuming a fit, not only reading weights (load_from_checkpoint)
+        if self.collector is not None:
             self._pending_global_rng = saved["global_rng"]

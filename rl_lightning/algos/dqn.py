@@ -215,7 +215,7 @@ class DQN(OffPolicyAlgorithm):
 
     def on_train_epoch_end(self) -> None:
         super().on_train_epoch_end()
-        self.log("train/epsilon", self.exploration_rate(), batch_size=1)
+        self.log_epoch("train/epsilon", self.exploration_rate())
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return self.make_optimizer(self.q_net.parameters(), self.learning_rate)

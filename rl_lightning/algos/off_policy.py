@@ -18,6 +18,19 @@ from rl_lightning.envs.factory import Vectorization, Wrapper
 from rl_lightning.errors import ConfigurationError, check_fraction, check_positive
 
 
+def check_train_freq(train_freq: int, num_envs: int, world_size: int = 1) -> None:
+    """Refuse a ``train_freq`` that is not a whole number of steps of every env of every process."""
+    step = num_envs * world_size
+    if train_freq % step:
+        envs, unit = f"the {num_envs} envs", "num_envs"
+        if world_size > 1:
+            envs, unit = f"{envs} of each of {world_size} processes", "num_envs * world_size"
+        raise ConfigurationError(
+            f"train_freq={train_freq} env steps is not a whole number of steps of {envs}; use a multiple of {unit} "
+            f"such as {step * max(1, round(train_freq / step))}."
+        )
+
+
 class OffPolicyAlgorithm(RLAlgorithm):
     """An algorithm learning from a replay buffer: play ``train_freq`` env steps, take ``gradient_steps`` updates.
 
@@ -73,11 +86,7 @@ class OffPolicyAlgorithm(RLAlgorithm):
             raise ConfigurationError(
                 f"gradient_steps={gradient_steps} must be positive, or -1 for one per env step."
             )
-        if train_freq % num_envs:
-            raise ConfigurationError(
-                f"train_freq={train_freq} env steps is not a whole number of steps of the {num_envs} envs; "
-                f"use a multiple of num_envs such as {num_envs * max(1, round(train_freq / num_envs))}."
-            )
+        check_train_freq(train_freq, num_envs)
         if steps_per_epoch is None:
             steps_per_epoch = train_freq * math.ceil(DEFAULT_EPOCH_STEPS / train_freq)
         if steps_per_epoch % train_freq:
@@ -120,6 +129,8 @@ class OffPolicyAlgorithm(RLAlgorithm):
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
+        if stage == "fit":
+            check_train_freq(self.train_freq, self.num_envs, self.world_size)  # env steps count every process's
         if stage == "fit" and self.buffer is None:
             self.buffer = ReplayBuffer(
                 self.buffer_size,

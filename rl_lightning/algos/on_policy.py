@@ -53,6 +53,18 @@ def _fitting_values(rollout: int, batch_size: int, n_steps: int, num_envs: int) 
     )
 
 
+def check_epoch_of_rollouts(steps_per_epoch: int, n_steps: int, num_envs: int, world_size: int = 1) -> None:
+    """Refuse a ``steps_per_epoch`` that is not a whole number of rollouts (of every env of every process)."""
+    factors = {"n_steps": n_steps, "num_envs": num_envs, **({"world_size": world_size} if world_size > 1 else {})}
+    rollout = math.prod(factors.values())
+    if steps_per_epoch % rollout:
+        raise ConfigurationError(
+            f"steps_per_epoch={steps_per_epoch} must be a whole number of rollouts of {' * '.join(factors)} = "
+            f"{' * '.join(map(str, factors.values()))} = {rollout} env steps, e.g. "
+            f"{rollout * max(1, round(steps_per_epoch / rollout))}."
+        )
+
+
 class OnPolicyAlgorithm(RLAlgorithm):
     """An actor-critic learning from rollouts of its current policy, discarded after each update round.
 
@@ -146,11 +158,7 @@ class OnPolicyAlgorithm(RLAlgorithm):
             )
         if steps_per_epoch is None:
             steps_per_epoch = rollout * max(1, round(DEFAULT_EPOCH_STEPS / rollout))
-        if steps_per_epoch % rollout:
-            raise ConfigurationError(
-                f"steps_per_epoch={steps_per_epoch} must be a whole number of rollouts of n_steps * num_envs = "
-                f"{rollout} env steps, e.g. {rollout * max(1, round(steps_per_epoch / rollout))}."
-            )
+        check_epoch_of_rollouts(steps_per_epoch, n_steps, num_envs)
         lr_schedule = Schedule.parse(learning_rate, "learning_rate")
         super().__init__(
             env,
@@ -284,6 +292,9 @@ class OnPolicyAlgorithm(RLAlgorithm):
     # ----------------------------------------------------------------------------------------- Lightning hooks
     def setup(self, stage: str) -> None:
         super().setup(stage)
+        if stage == "fit":
+            # Under DDP a rollout is n_steps of every env of every process.
+            check_epoch_of_rollouts(self.steps_per_epoch, self.n_steps, self.num_envs, self.world_size)
         if stage == "fit" and self.buffer is None:
             device = self.trainer.strategy.root_device
             normalized = self.observation_normalizer is not None
@@ -323,10 +334,10 @@ class OnPolicyAlgorithm(RLAlgorithm):
     def on_train_epoch_end(self) -> None:
         if self.buffer is not None and self.buffer.full:
             # Of the epoch's last rollout, as Stable-Baselines3 logs it.
-            self.log("train/explained_variance", self.buffer.explained_variance(), batch_size=1, sync_dist=True)
-        self.log("train/learning_rate", self.lr_schedule(self.progress_remaining), batch_size=1)
+            self.log_epoch("train/explained_variance", self.buffer.explained_variance())
+        self.log_epoch("train/learning_rate", self.lr_schedule(self.progress_remaining))
         if isinstance(self.action_head, DiagGaussianHead):
-            self.log("train/std", self.action_head.log_std.detach().exp().mean(), batch_size=1)
+            self.log_epoch("train/std", self.action_head.log_std.detach().exp().mean())
         super().on_train_epoch_end()
 
     # ----------------------------------------------------------------------------------------- checkpoints

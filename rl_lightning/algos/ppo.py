@@ -167,7 +167,7 @@ class PPO(OnPolicyAlgorithm):
         )
         if self.target_kl is not None and self.kl_too_large(approx_kl):
             self.rollout_updates_stopped = True  # the dataset skips the rest of this rollout
-            return None
+            return self.skip_update(loss)  # and this minibatch's step, on every rank alike
         return loss
 
     def kl_too_large(self, approx_kl: Tensor) -> bool:
@@ -180,5 +180,5 @@ class PPO(OnPolicyAlgorithm):
         return self.make_optimizer(self.parameters(), self.lr_schedule.initial, eps=1e-5)
 
     def on_train_epoch_end(self) -> None:
-        self.log("train/clip_range", self.clip_schedule(self.progress_remaining), batch_size=1)
+        self.log_epoch("train/clip_range", self.clip_schedule(self.progress_remaining))
         super().on_train_epoch_end()

@@ -268,7 +268,7 @@ class SAC(OffPolicyAlgorithm):
 
     def on_train_epoch_end(self) -> None:
         super().on_train_epoch_end()
-        self.log("train/ent_coef", self.log_ent_coef.detach().exp(), batch_size=1)
+        self.log_epoch("train/ent_coef", self.log_ent_coef.detach().exp())
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         optimizers = [

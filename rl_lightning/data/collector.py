@@ -35,6 +35,12 @@ class Episodes(NamedTuple):
     returns: np.ndarray
     lengths: np.ndarray
 
+    @classmethod
+    def none(cls) -> Episodes:
+        """No episode."""
+        empty = np.zeros(0)
+        return cls(empty.astype(np.int64), empty, empty.astype(np.int64))
+
 
 class Collector:
     """Steps ``vector_env`` with actions chosen by the caller and keeps what a learner needs to know.
@@ -112,8 +118,7 @@ class Collector:
 
     def _finished_episodes(self) -> Episodes:
         if not self._finished:
-            empty = np.zeros(0)
-            return Episodes(empty.astype(np.int64), empty, empty.astype(np.int64))
+            return Episodes.none()
         return Episodes(*(np.concatenate(parts) for parts in zip(*self._finished)))
 
     def pop_episodes(self) -> Episodes:

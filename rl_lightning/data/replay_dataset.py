@@ -11,6 +11,7 @@ from torch.utils.data import IterableDataset
 
 from rl_lightning.buffers import ReplayBatch, ReplayBuffer
 from rl_lightning.data.collector import Collector
+from rl_lightning.distributed import min_over_ranks
 
 
 class Learner(Protocol):
@@ -66,6 +67,7 @@ class ReplayDataset(IterableDataset):
         # train_freq counts the env steps of all processes, like every other step count here.
         self.vector_steps_per_round = max(1, train_freq // self.steps_per_env_step)
         self.gradient_steps = gradient_steps if gradient_steps > 0 else train_freq // world_size
+        self._every_buffer_filled = False  # every rank's buffer holds a transition (and always will)
 
     def _play(self, until: int) -> None:
         """Play one round (fewer steps if ``until`` env steps are reached first)."""
@@ -78,11 +80,21 @@ class ReplayDataset(IterableDataset):
             if learner.env_steps >= until:
                 return
 
+    def _can_sample(self) -> bool:
+        """Whether every process's buffer holds a transition to sample: under DDP all ranks update, or none.
+
+        (A rank's n-step transitions wait for n steps or an episode's end, which come at different steps on
+        different ranks.) The ranks agree once; a buffer never empties again.
+        """
+        if not self._every_buffer_filled:
+            self._every_buffer_filled = min_over_ranks(len(self.buffer)) > 0
+        return self._every_buffer_filled
+
     def __iter__(self) -> Iterator[ReplayBatch]:
         learner = self.learner
         epoch_end = min(learner.env_steps + self.steps_per_epoch, self.total_timesteps)
         while learner.env_steps < epoch_end:
             self._play(until=epoch_end)
-            if learner.env_steps > self.learning_starts and len(self.buffer) > 0:
+            if learner.env_steps > self.learning_starts and self._can_sample():
                 for _ in range(self.gradient_steps):
                     yield self.buffer.sample(self.batch_size)

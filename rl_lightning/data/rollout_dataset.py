@@ -12,6 +12,7 @@ from torch.utils.data import IterableDataset
 
 from rl_lightning.buffers import RolloutBatch, RolloutBuffer
 from rl_lightning.data.collector import Collector
+from rl_lightning.distributed import min_over_ranks
 
 
 class RolloutStep(NamedTuple):
@@ -122,7 +123,9 @@ class RolloutDataset(IterableDataset):
         learner, buffer = self.learner, self.buffer
         learner.rollout_updates_stopped = False
         indices = buffer.valid_indices()
-        sections = min(self.batches_per_pass, len(indices))
+        # Under DDP every rank must take as many updates as the others; a rank's rollout can hold fewer valid
+        # transitions than there are minibatches (its episodes ended more often), so the ranks agree on the count.
+        sections = min_over_ranks(min(self.batches_per_pass, len(indices)))
         if sections == 0:
             return  # a rollout of autoreset steps only: one step of envs that had all just ended an episode
         # One minibatch per pass is the whole rollout, the same in any order: gathered once (if at all), not shuffled.
