@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from rl_lightning.distributed import sum_over_ranks, world_size
+
 
 class RunningMeanStd(nn.Module):
     """Mean and variance of everything passed to :meth:`update`, combined batch by batch (Chan et al., 1979).
@@ -14,7 +16,9 @@ class RunningMeanStd(nn.Module):
     The statistics are buffers: they are saved with the module's ``state_dict`` (so in checkpoints) and
     follow it across devices. They change only in :meth:`update`; normalizing never updates them, which
     is how evaluation keeps them frozen. The start (mean 0, variance 1, a count of ``epsilon``) and the
-    ``1e-8`` under the square root are Stable-Baselines3's ``VecNormalize``'s.
+    ``1e-8`` under the square root are Stable-Baselines3's ``VecNormalize``'s. Under DDP each update folds in
+    the batches of every rank together (a collective: every rank updates, in the same order), so that the
+    statistics are those of all the processes' data, and the same on every rank.
 
     Args:
         shape: shape of one sample (``()`` for scalars such as returns).
@@ -31,14 +35,29 @@ class RunningMeanStd(nn.Module):
     def update(self, batch: Tensor) -> None:
         """Fold a batch ``(n, *shape)`` into the statistics."""
         batch = batch.float()
-        batch_count = batch.shape[0]
-        batch_var, batch_mean = torch.var_mean(batch, dim=0, correction=0)
+        if world_size() > 1:
+            batch_count, batch_mean, batch_var = self._moments_over_ranks(batch)
+        else:
+            batch_count = batch.shape[0]
+            batch_var, batch_mean = torch.var_mean(batch, dim=0, correction=0)
         delta = batch_mean - self.mean
         total = self.count + batch_count
         self.var.mul_(self.count).add_(batch_var * batch_count + delta.square() * (self.count * batch_count / total))
         self.var.div_(total)
         self.mean.add_(delta * (batch_count / total))
         self.count.copy_(total)
+
+    @staticmethod
+    def _moments_over_ranks(batch: Tensor) -> tuple[float, Tensor, Tensor]:
+        """Count, mean and variance of every rank's ``batch`` together: one all-reduce of count, sum, sum of squares."""
+        shape = batch.shape[1:]
+        data = batch.double().reshape(batch.shape[0], -1)
+        count = torch.full((1,), float(batch.shape[0]), dtype=torch.float64, device=batch.device)
+        moments = sum_over_ranks(torch.cat([count, data.sum(dim=0), data.square().sum(dim=0)]))
+        total = moments[0]
+        mean = moments[1 : 1 + data.shape[1]] / total
+        var = (moments[1 + data.shape[1] :] / total - mean.square()).clamp(min=0.0)
+        return float(total), mean.float().reshape(shape), var.float().reshape(shape)
 
     def normalize(self, x: Tensor, clip: float) -> Tensor:
         """``(x - mean) / std``, clipped to ``[-clip, clip]``."""

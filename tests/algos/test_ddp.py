@@ -54,6 +54,7 @@ RUNS: dict[str, dict[str, Any]] = {
             n_epochs=4,
             learning_rate="lin_0.003",
             target_kl=0.002,  # stops some rollouts' updates early: every rank must stop at the same minibatch
+            normalize_observations=True,  # statistics of both ranks' observations
             total_timesteps=512,
             steps_per_epoch=256,  # 2 rollouts of 32 steps of 2 envs in each of 2 processes
             eval_episodes=2,
@@ -185,6 +186,9 @@ def test_the_ranks_play_different_episodes_and_end_with_the_same_parameters(
     assert first["state_dict"].keys() == second["state_dict"].keys()
     for name, tensor in first["state_dict"].items():
         assert torch.equal(tensor, second["state_dict"][name]), name
+    if algorithm == "ppo":  # the normalizer saw every observation both ranks played
+        total = RUNS[algorithm]["init_args"]["total_timesteps"]
+        assert first["state_dict"]["observation_normalizer.count"].item() == pytest.approx(total + 1e-4)
     # The checkpoint holds both ranks' collectors, which stand at different observations.
     checkpoint = last_checkpoint(runs[algorithm])["rl_lightning"]
     assert checkpoint["world_size"] == 2 and list(checkpoint["ranks"]) == [1]
