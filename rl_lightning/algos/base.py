@@ -464,15 +464,13 @@ class RLAlgorithm(LightningModule):
                 f"with the configuration that wrote it, or start a new run without ckpt_path."
             )
 
-    def _process_state(self) -> dict[str, Any]:
-        """This process's state in a checkpoint: :meth:`rl_state_dict` and the process-wide generators, on the CPU."""
-        state = {**self.rl_state_dict(), "global_rng": global_rng_state(self.device)}
-        return move_data_to_device(state, "cpu")
-
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Rank 0's state at the top, as in a single-process checkpoint; under DDP every other rank's under
         # "ranks", keyed by rank. Every rank runs this hook (Lightning's save is collective); rank 0 writes.
-        states = gather_on_rank_zero(self._process_state())
+        state = {**self.rl_state_dict(), "global_rng": global_rng_state(self.device)}
+        if self.world_size > 1:
+            state = move_data_to_device(state, "cpu")  # a tensor pickled on cuda:1 would unpickle there on rank 0
+        states = gather_on_rank_zero(state)
         if states is None:
             return  # not rank 0: this copy of the checkpoint is not written
         own, *others = states

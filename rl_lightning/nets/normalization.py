@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -35,10 +36,15 @@ class RunningMeanStd(nn.Module):
     def update(self, batch: Tensor) -> None:
         """Fold a batch ``(n, *shape)`` into the statistics."""
         batch = batch.float()
+        # An empty batch (the returns of a step where every env was at its autoreset step) changes nothing.
         if world_size() > 1:
-            batch_count, batch_mean, batch_var = self._moments_over_ranks(batch)
+            batch_count, batch_mean, batch_var = self._moments_over_ranks(batch)  # even of an empty batch
+            if batch_count == 0:
+                return
         else:
             batch_count = batch.shape[0]
+            if batch_count == 0:
+                return
             batch_var, batch_mean = torch.var_mean(batch, dim=0, correction=0)
         delta = batch_mean - self.mean
         total = self.count + batch_count
@@ -51,7 +57,7 @@ class RunningMeanStd(nn.Module):
     def _moments_over_ranks(batch: Tensor) -> tuple[float, Tensor, Tensor]:
         """Count, mean and variance of every rank's ``batch`` together: one all-reduce of count, sum, sum of squares."""
         shape = batch.shape[1:]
-        data = batch.double().reshape(batch.shape[0], -1)
+        data = batch.double().reshape(batch.shape[0], math.prod(shape))
         count = torch.full((1,), float(batch.shape[0]), dtype=torch.float64, device=batch.device)
         moments = sum_over_ranks(torch.cat([count, data.sum(dim=0), data.square().sum(dim=0)]))
         total = moments[0]

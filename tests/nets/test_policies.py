@@ -178,3 +178,23 @@ def test_running_statistics_are_in_the_state_dict():
     restored.load_state_dict(stats.state_dict())
     assert torch.equal(restored.mean, stats.mean) and torch.equal(restored.var, stats.var)
     assert torch.equal(restored.count, stats.count)
+
+
+def test_an_empty_batch_leaves_the_running_statistics_alone():
+    stats = RunningMeanStd()
+    stats.update(torch.tensor([1.0, 3.0]))
+    before = {name: tensor.clone() for name, tensor in stats.state_dict().items()}
+    stats.update(torch.zeros(0))  # a step where every env was at its autoreset step: no reward to count
+    for name, tensor in stats.state_dict().items():
+        assert torch.equal(tensor, before[name]), name
+
+
+def test_the_moments_combined_over_ranks_are_those_of_the_batch():
+    # Under DDP the count, sum and sum of squares are summed over ranks; in one process they are the batch's own.
+    batch = torch.tensor(np.random.default_rng(0).normal(2.0, 3.0, size=(40, 2, 3)), dtype=torch.float32)
+    count, mean, var = RunningMeanStd._moments_over_ranks(batch)
+    expected_var, expected_mean = torch.var_mean(batch, dim=0, correction=0)
+    assert count == 40 and mean.shape == var.shape == (2, 3)
+    torch.testing.assert_close(mean, expected_mean)
+    torch.testing.assert_close(var, expected_var)
+    assert RunningMeanStd._moments_over_ranks(torch.zeros(0))[0] == 0
