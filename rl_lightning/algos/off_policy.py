@@ -37,9 +37,10 @@ class OffPolicyAlgorithm(RLAlgorithm):
     Args (besides those of :class:`RLAlgorithm`):
         buffer_size: transitions the replay buffer keeps (per process).
         learning_starts: env steps played before the first update.
-        batch_size: transitions per update.
+        batch_size: transitions per update (per process: under DDP an update averages ``world_size`` batches).
         gamma: discount factor.
-        train_freq: env steps played between rounds of updates (a multiple of ``num_envs``).
+        train_freq: env steps played between rounds of updates, over all processes (a multiple of
+            ``num_envs * world_size``).
         gradient_steps: updates per round; -1 for one per env step of the round.
         n_step: rewards summed into each transition's return (1 is the one-step TD target).
         buffer_device: where the buffer's tensors live; default the module's device.

@@ -85,8 +85,8 @@ class OnPolicyAlgorithm(RLAlgorithm):
             output, 1 for the value output).
         log_std_init: initial log standard deviation of the Gaussian policy (``Box`` actions).
         learning_rate: the optimizer's step size: a float, or ``"lin_<initial>"`` for a linear decay to 0.
-        n_steps: steps of each env per rollout; a rollout is ``n_steps * num_envs`` transitions.
-        batch_size: transitions per minibatch; must divide ``n_steps * num_envs``.
+        n_steps: steps of each env per rollout; a rollout is ``n_steps * num_envs`` transitions (in each process).
+        batch_size: transitions per minibatch (per process); must divide ``n_steps * num_envs``.
         n_epochs: passes over each rollout.
         gamma: discount factor.
         gae_lambda: GAE's lambda (1: Monte-Carlo returns, 0: one-step TD).
