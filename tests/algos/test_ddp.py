@@ -253,7 +253,7 @@ def test_a_ddp_run_resumed_from_a_checkpoint_restores_every_rank_and_ends_as_if_
     assert_same(expected["state_dict"], got["state_dict"], "state_dict")
     assert_same(expected["optimizer_states"], got["optimizer_states"], "optimizer_states")
     # (Except torch's global generator, which nothing of the run draws from, but Lightning does: a DataLoader
-    # iterator takes its seed from it, and the resumed run's is two draws behind the uninterrupted one's.)
+    # iterator takes its seed from it. The resumed run's is behind the uninterrupted one's, in one process too.)
     for state in (expected["rl_lightning"], expected["rl_lightning"]["ranks"][1], got["rl_lightning"],
                   got["rl_lightning"]["ranks"][1]):
         del state["global_rng"]["torch"]
