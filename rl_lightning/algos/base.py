@@ -125,6 +125,15 @@ class RLAlgorithm(LightningModule):
         self._epoch_start: tuple[float, int] = (time.perf_counter(), 0)
         self._pending_global_rng: dict[str, Any] | None = None  # restored when training starts, see on_train_start
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Lightning sets _current_fx_name before and after every hook it calls, about 36 times per gradient
+        # step; nn.Module.__setattr__ first checks the value against parameters, modules and buffers, which
+        # made those assignments about a tenth of a small update's time. A string is none of these.
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
     # ----------------------------------------------------------------------------------------- construction helpers
     @property
     def env_name(self) -> str:
@@ -270,7 +279,12 @@ class RLAlgorithm(LightningModule):
             batch, _, _ = next(dataloader_iter)
         except StopIteration:
             return None  # the epoch's env steps are played
-        return self.update(move_data_to_device(batch, self.device))
+        # Our datasets make their batches on the module's device (unless buffer_device says otherwise), and
+        # moving a batch walks it at a cost of a few percent of a small update: only move what needs it.
+        device = self.device
+        if not (isinstance(batch, tuple) and all(isinstance(t, Tensor) and t.device == device for t in batch)):
+            batch = move_data_to_device(batch, device)
+        return self.update(batch)
 
     def on_train_epoch_start(self) -> None:
         self._epoch_start = (time.perf_counter(), self.env_steps)
