@@ -1,0 +1,111 @@
+"""Collection speed: env steps per second of our Collector against the raw gymnasium vector env.
+
+Both sides step the same vector env (CartPole-v1, NEXT_STEP autoreset) with the same pre-drawn random
+actions, alternating in one process (raw, ours, raw, ours, ...) so that the machine's load affects both
+alike:
+
+- **raw**: ``vector_env.step(actions)`` with a numpy array, results discarded;
+- **ours**: ``Collector.step(actions)`` with a torch tensor (what a policy returns): the action's trip to
+  numpy, the env step, episode bookkeeping, the autoreset step's ``valid`` flags and the observations and
+  rewards as tensors, i.e. everything our datasets get from a step. No policy runs and no buffer is filled.
+
+Each vectorization (``sync``, ``async`` with one subprocess per env, ``native``: gymnasium's own vectorized
+CartPole) is measured with 1, 8 and 64 envs. Each side is reset with the same seeds (outside the clock)
+before each timed segment. Reported: medians over rounds of env steps per second, and the median of the
+per-round ratios ours / raw.
+
+    python scripts/collection.py            # about 3 minutes on 2 cores
+    python scripts/collection.py --quick    # under a minute
+    python scripts/collection.py --vectorizations sync native --num-envs 1 8 --rounds 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium.vector import VectorEnv
+
+from rl_lightning.data import Collector
+from rl_lightning.envs import make_vector_env, seed_vector_env
+
+ENV_STEPS = {"sync": 60_000, "async": 20_000, "native": 400_000}
+"""Env steps per timed segment, so that each takes a fraction of a second to a few seconds."""
+
+
+def raw_rate(env: VectorEnv, actions: np.ndarray) -> float:
+    seed_vector_env(env, seed=0)
+    started = time.perf_counter()
+    for step_actions in actions:
+        env.step(step_actions)
+    return actions.size / (time.perf_counter() - started)
+
+
+def ours_rate(collector: Collector, actions: torch.Tensor) -> float:
+    collector.reset(seed=0)
+    started = time.perf_counter()
+    for step_actions in actions:
+        collector.step(step_actions)
+    return actions.numel() / (time.perf_counter() - started)
+
+
+def measure(vectorization: str, num_envs: int, rounds: int, scale: float) -> dict[str, Any]:
+    env = make_vector_env("CartPole-v1", num_envs, vectorization=vectorization)
+    collector = Collector(env)
+    vector_steps = max(10, int(ENV_STEPS[vectorization] * scale) // num_envs)
+    actions = np.random.default_rng(0).integers(0, 2, size=(vector_steps, num_envs))
+    # What a policy hands the collector: one tensor per step (rows of one tensor, as a network's output is).
+    actions_tensor = torch.from_numpy(actions)
+    raw_rate(env, actions[: vector_steps // 10]), ours_rate(collector, actions_tensor[: vector_steps // 10])
+    raw, ours, ratios = [], [], []
+    for _ in range(rounds):
+        raw.append(raw_rate(env, actions))
+        ours.append(ours_rate(collector, actions_tensor))
+        ratios.append(ours[-1] / raw[-1])
+    collector.close()
+    return {
+        "vectorization": vectorization,
+        "num_envs": num_envs,
+        "raw": statistics.median(raw),
+        "ours": statistics.median(ours),
+        "ratio": statistics.median(ratios),
+    }
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| vectorization | envs | raw env steps/s | ours env steps/s | ours / raw |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        rates = f"{row['raw']:,.0f} | {row['ours']:,.0f} | {row['ratio']:.2f}"
+        lines.append(f"| {row['vectorization']} | {row['num_envs']} | {rates} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--vectorizations", nargs="+", choices=tuple(ENV_STEPS), default=list(ENV_STEPS))
+    parser.add_argument("--num-envs", nargs="+", type=int, default=[1, 8, 64])
+    parser.add_argument("--rounds", type=int, default=None, help="alternations per case (default 5, quick 3)")
+    parser.add_argument("--quick", action="store_true", help="a fifth of the steps and fewer rounds")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    rounds, scale = (args.rounds or 3, 0.2) if args.quick else (args.rounds or 5, 1.0)
+    print(f"load average before: {os.getloadavg()}, {rounds} rounds, medians")
+    rows = [
+        measure(vectorization, num_envs, rounds, scale)
+        for vectorization in args.vectorizations
+        for num_envs in args.num_envs
+    ]
+    print(f"load average after: {os.getloadavg()}")
+    print(markdown(rows))
+
+
+if __name__ == "__main__":
+    main()
