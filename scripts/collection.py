@@ -10,12 +10,12 @@ alike:
   rewards as tensors, i.e. everything our datasets get from a step. No policy runs and no buffer is filled.
 
 Each vectorization (``sync``, ``async`` with one subprocess per env, ``native``: gymnasium's own vectorized
-CartPole) is measured with 1, 8 and 64 envs. Each side is reset with the same seeds (outside the clock)
-before each timed segment. Reported: medians over rounds of env steps per second, and the median of the
-per-round ratios ours / raw.
+CartPole) is measured with 1, 8 and 64 envs. A warm-up sizes each case's segments to about ``--seconds`` of
+raw stepping; each side is reset with the same seeds (outside the clock) before each timed segment.
+Reported: medians over rounds of env steps per second, and the median of the per-round ratios ours / raw.
 
-    python scripts/collection.py            # about 3 minutes on 2 cores
-    python scripts/collection.py --quick    # under a minute
+    python scripts/collection.py            # about 4 minutes on 2 cores (async: 64 subprocesses)
+    python scripts/collection.py --quick    # about a minute
     python scripts/collection.py --vectorizations sync native --num-envs 1 8 --rounds 7
 """
 
@@ -34,8 +34,7 @@ from gymnasium.vector import VectorEnv
 from rl_lightning.data import Collector
 from rl_lightning.envs import make_vector_env, seed_vector_env
 
-ENV_STEPS = {"sync": 60_000, "async": 20_000, "native": 400_000}
-"""Env steps per timed segment, so that each takes a fraction of a second to a few seconds."""
+VECTORIZATIONS = ("sync", "async", "native")
 
 
 def raw_rate(env: VectorEnv, actions: np.ndarray) -> float:
@@ -54,14 +53,17 @@ def ours_rate(collector: Collector, actions: torch.Tensor) -> float:
     return actions.numel() / (time.perf_counter() - started)
 
 
-def measure(vectorization: str, num_envs: int, rounds: int, scale: float) -> dict[str, Any]:
+def measure(vectorization: str, num_envs: int, rounds: int, seconds: float) -> dict[str, Any]:
     env = make_vector_env("CartPole-v1", num_envs, vectorization=vectorization)
     collector = Collector(env)
-    vector_steps = max(10, int(ENV_STEPS[vectorization] * scale) // num_envs)
-    actions = np.random.default_rng(0).integers(0, 2, size=(vector_steps, num_envs))
+    rng = np.random.default_rng(0)
+    # Speeds differ by 300x between cases: a warm-up of both sides sizes the segments to about `seconds` each.
+    warm_up = rng.integers(0, 2, size=(100, num_envs))
+    rate = raw_rate(env, warm_up)
+    ours_rate(collector, torch.from_numpy(warm_up))
+    actions = rng.integers(0, 2, size=(max(20, int(rate * seconds) // num_envs), num_envs))
     # What a policy hands the collector: one tensor per step (rows of one tensor, as a network's output is).
     actions_tensor = torch.from_numpy(actions)
-    raw_rate(env, actions[: vector_steps // 10]), ours_rate(collector, actions_tensor[: vector_steps // 10])
     raw, ours, ratios = [], [], []
     for _ in range(rounds):
         raw.append(raw_rate(env, actions))
@@ -90,19 +92,21 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--vectorizations", nargs="+", choices=tuple(ENV_STEPS), default=list(ENV_STEPS))
+    parser.add_argument("--vectorizations", nargs="+", choices=VECTORIZATIONS, default=list(VECTORIZATIONS))
     parser.add_argument("--num-envs", nargs="+", type=int, default=[1, 8, 64])
     parser.add_argument("--rounds", type=int, default=None, help="alternations per case (default 5, quick 3)")
-    parser.add_argument("--quick", action="store_true", help="a fifth of the steps and fewer rounds")
+    parser.add_argument("--seconds", type=float, default=None, help="per timed segment (default 2, quick 0.5)")
+    parser.add_argument("--quick", action="store_true", help="shorter segments and fewer rounds")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    rounds, scale = (args.rounds or 3, 0.2) if args.quick else (args.rounds or 5, 1.0)
-    print(f"load average before: {os.getloadavg()}, {rounds} rounds, medians")
-    rows = [
-        measure(vectorization, num_envs, rounds, scale)
-        for vectorization in args.vectorizations
-        for num_envs in args.num_envs
-    ]
+    rounds = args.rounds or (3 if args.quick else 5)
+    seconds = args.seconds or (0.5 if args.quick else 2.0)
+    print(f"load average before: {os.getloadavg()}, {rounds} rounds of {seconds} s per side, medians", flush=True)
+    rows = []
+    for vectorization in args.vectorizations:
+        for num_envs in args.num_envs:
+            rows.append(measure(vectorization, num_envs, rounds, seconds))
+            print(markdown(rows[-1:]).splitlines()[-1], flush=True)  # a row as soon as it is measured
     print(f"load average after: {os.getloadavg()}")
     print(markdown(rows))
 

@@ -24,6 +24,10 @@ from ``on_train_start`` to ``on_train_end``. An epoch is as many gradient steps 
 default epoch (DQN: 10,000 env steps at ``train_freq=4`` = 2,500; PPO: 5 rollouts of 80 minibatches =
 400), so the epoch-end work weighs as it does in training.
 
+A third side shows how much of the gap is Lightning's own: **minimal LightningModule**, the plain loss as
+the smallest module (``training_step`` returns it; the Trainer clips gradients), fed the same batches and
+fitted by the ``bare`` Trainer below.
+
 "ours" runs under three Trainer setups:
 
 - ``bare``: ``logger=False``, no progress bar: what ``scripts/benchmark.py`` measures;
@@ -32,12 +36,13 @@ default epoch (DQN: 10,000 env steps at ``train_freq=4`` = 2,500; PPO: 5 rollout
 - ``lightning``: a ``Trainer()`` with Lightning's own defaults (its TQDM progress bar redrawn every step,
   its default logger), checkpointing and validation off as above.
 
-    python scripts/overhead.py             # about 4 minutes on 2 cores
-    python scripts/overhead.py --quick     # under a minute
+    python scripts/overhead.py             # about 10 minutes on 2 cores
+    python scripts/overhead.py --quick     # about 2 minutes
     python scripts/overhead.py --algos dqn --setups bare --rounds 9
+    python scripts/overhead.py --compile --setups bare   # and the plain loop under torch.compile
 
 Everything runs on the CPU with one torch thread. Reported: the median over rounds of gradient steps per
-second of each side, and the median of the per-round ratios ours / plain.
+second of each side, and the median of the per-round ratios to the plain loop run just before it.
 """
 
 from __future__ import annotations
@@ -261,6 +266,7 @@ def sides_of(
     epochs: int,
     setups: list[str],
     log_dir: str,
+    compiled: bool,
 ) -> Sides:
     steps = ours.epoch_steps * epochs
     floor = MinimalModule(loss, next_batch, ours.epoch_steps)
@@ -270,12 +276,21 @@ def sides_of(
             floor, "bare", epochs, log_dir, gradient_clip_val=loss.max_grad_norm
         ),
     }
+    if compiled:
+        # What torch.compile could gain: the whole loss (networks and loss math, one graph forward and backward),
+        # or only the networks, which is all an option of the library could compile without graph breaks.
+        whole = torch.compile(loss)
+        networks_only = copy.deepcopy(loss)
+        for network in networks_only.children():
+            network.compile()
+        sides["plain PyTorch, torch.compile(loss)"] = lambda: plain_loop(whole, next_batch, steps)
+        sides["plain PyTorch, compiled networks"] = lambda: plain_loop(networks_only, next_batch, steps)
     for setup in setups:
         sides[f"ours ({setup})"] = lambda setup=setup: fit(ours, setup, epochs, log_dir)
     return sides
 
 
-def dqn_sides(quick: bool, setups: list[str]) -> Sides:
+def dqn_sides(quick: bool, setups: list[str], compiled: bool) -> Sides:
     replay = filled_replay()
     module = StoredReplayDQN(
         "CartPole-v1", hidden_sizes=(256, 256), batch_size=64, buffer_size=REPLAY_SIZE, total_timesteps=10**9
@@ -283,17 +298,17 @@ def dqn_sides(quick: bool, setups: list[str]) -> Sides:
     module.replay = replay
     module.epoch_steps = DQN_STEPS_PER_EPOCH // (5 if quick else 1)
     log_dir = tempfile.mkdtemp(prefix="overhead-dqn-")
-    return sides_of(module, PlainDQNLoss(), lambda: replay.sample(64), 2, setups, log_dir)
+    return sides_of(module, PlainDQNLoss(), lambda: replay.sample(64), 2, setups, log_dir, compiled)
 
 
-def ppo_sides(quick: bool, setups: list[str]) -> Sides:
+def ppo_sides(quick: bool, setups: list[str], compiled: bool) -> Sides:
     module = StoredRolloutPPO("CartPole-v1", n_steps=2048, batch_size=256, total_timesteps=10**9)
     module.epoch_steps = PPO_STEPS_PER_EPOCH // (5 if quick else 1)
     log_dir = tempfile.mkdtemp(prefix="overhead-ppo-")
     fit(module, "bare", 1, log_dir)  # collects the rollout that both sides then learn from
     rollout = module.buffer.batch(module.buffer.valid_indices())
     minibatches = shuffled_minibatches(rollout, module.batch_size)
-    return sides_of(module, PlainPPOLoss(), minibatches.__next__, 3, setups, log_dir)
+    return sides_of(module, PlainPPOLoss(), minibatches.__next__, 3, setups, log_dir, compiled)
 
 
 def measure(name: str, sides: Sides, rounds: int) -> list[dict[str, Any]]:
@@ -333,6 +348,7 @@ def main() -> None:
     parser.add_argument("--setups", nargs="+", choices=SETUPS, default=list(SETUPS))
     parser.add_argument("--rounds", type=int, default=None, help="alternations per setup (default 5, quick 3)")
     parser.add_argument("--quick", action="store_true", help="shorter epochs and fewer rounds")
+    parser.add_argument("--compile", action="store_true", help="also time the plain loop under torch.compile")
     args = parser.parse_args()
     torch.set_num_threads(1)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no "GPU available" lines per fit
@@ -342,7 +358,7 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     for key in args.algos:
         name, sides = algos[key]
-        rows += measure(name, sides(args.quick, args.setups), rounds)
+        rows += measure(name, sides(args.quick, args.setups, args.compile), rounds)
     print(f"load average after: {os.getloadavg()}, {rounds} rounds, medians")
     print(markdown(rows))
 
