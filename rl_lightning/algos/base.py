@@ -128,7 +128,7 @@ class RLAlgorithm(LightningModule):
     def __setattr__(self, name: str, value: Any) -> None:
         # Lightning sets _current_fx_name before and after every hook it calls, about 36 times per gradient
         # step; nn.Module.__setattr__ first checks the value against parameters, modules and buffers, which
-        # made those assignments about a tenth of a small update's time. A string is none of these.
+        # made those assignments about a tenth of a small update's time. A hook name (or None) is none of them.
         if name == "_current_fx_name":
             object.__setattr__(self, name, value)
         else:
