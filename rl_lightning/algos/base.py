@@ -49,6 +49,9 @@ EVAL_SEED_OFFSET = 1_000_003
 
 DEFAULT_EPOCH_STEPS = 10_000
 
+_PLAIN_ATTRIBUTES = frozenset({"_current_fx_name", "_skip_optimizer_step"})
+"""Attributes set at every step that are never parameters, modules or buffers (see ``RLAlgorithm.__setattr__``)."""
+
 
 def torch_dtype(space: gym.Space) -> torch.dtype:
     """The tensor dtype that stores samples of ``space`` (float64 becomes float32)."""
@@ -129,6 +132,16 @@ class RLAlgorithm(LightningModule):
         self._epoch_start: tuple[float, int] = (time.perf_counter(), 0)
         self._pending_global_rng: dict[str, Any] | None = None  # restored when training starts, see on_train_start
         self._skip_optimizer_step = False  # set by skip_update(), read by optimizer_step()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Lightning sets _current_fx_name before and after every hook it calls, about 36 times per gradient
+        # step; nn.Module.__setattr__ first checks the value against parameters, modules and buffers, which
+        # made those assignments about a tenth of a small update's time. A hook name (or None) is none of them,
+        # nor is the flag that training_step sets at every step.
+        if name in _PLAIN_ATTRIBUTES:
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     # ----------------------------------------------------------------------------------------- construction helpers
     def save_hyperparameters(self, *args: Any, ignore: Any = None, frame: Any = None, logger: bool = True) -> None:
@@ -302,7 +315,12 @@ class RLAlgorithm(LightningModule):
             batch, _, _ = next(dataloader_iter)
         except StopIteration:
             return self.skip_update()  # the epoch's env steps are played
-        return self.update(move_data_to_device(batch, self.device))
+        # Our datasets make their batches on the module's device (unless buffer_device says otherwise), and
+        # moving a batch walks it at a cost of a few percent of a small update: only move what needs it.
+        device = self.device
+        if not (isinstance(batch, tuple) and all(isinstance(t, Tensor) and t.device == device for t in batch)):
+            batch = move_data_to_device(batch, device)
+        return self.update(batch)
 
     def skip_update(self, loss: Tensor | None = None) -> Tensor | None:
         """What ``training_step`` returns for a step that leaves the parameters and optimizers unchanged.

@@ -60,6 +60,7 @@ class Collector:
         self.env = vector_env
         self.num_envs = vector_env.num_envs
         self.device = torch.device(device)
+        self._on_cpu = self.device.type == "cpu"
         self.observations: Tensor | None = None
         self._autoreset = np.zeros(self.num_envs, dtype=bool)
         self._episode_returns = np.zeros(self.num_envs, dtype=np.float64)
@@ -71,7 +72,9 @@ class Collector:
         array = np.asarray(array)
         if array.dtype == np.float64:  # networks and buffers work in float32
             array = array.astype(np.float32)
-        return torch.as_tensor(array).to(self.device, non_blocking=True)
+        # On the CPU the tensor shares the env's fresh array: as_tensor and .to() would only add dispatch cost.
+        tensor = torch.from_numpy(array)
+        return tensor if self._on_cpu else tensor.to(self.device, non_blocking=True)
 
     def reset(self, seed: int, rank: int = 0) -> Tensor:
         """Reset every sub-env with seeds derived from ``seed`` and ``rank``; forget unfinished episodes."""
@@ -87,19 +90,19 @@ class Collector:
         if self.observations is None:
             raise RuntimeError("call Collector.reset(seed) before the first step")
         sent = actions if env_actions is None else env_actions
-        next_obs, rewards, terminations, truncations, _ = self.env.step(sent.detach().cpu().numpy())
+        next_obs, rewards, terminations, truncations, _ = self.env.step(sent.numpy(force=True))
         terminations, truncations = np.asarray(terminations, bool), np.asarray(truncations, bool)
         valid = ~self._autoreset
         rewards = np.asarray(rewards, dtype=np.float64)
 
-        self._episode_returns += np.where(valid, rewards, 0.0)
+        # In place and masked in one ufunc each: this bookkeeping runs once per vector step.
+        np.add(self._episode_returns, rewards, out=self._episode_returns, where=valid)
         self._episode_lengths += valid
         done = terminations | truncations
         if done.any():
             ended = np.flatnonzero(done)
-            self._finished.append(
-                (ended, self._episode_returns[ended].copy(), self._episode_lengths[ended].copy())
-            )
+            # Indexing with an index array copies already.
+            self._finished.append((ended, self._episode_returns[ended], self._episode_lengths[ended]))
             self._episode_returns[ended] = 0.0
             self._episode_lengths[ended] = 0
         self._autoreset = done
