@@ -96,6 +96,9 @@ class ReplayBuffer:
         self.position = 0
         self.size = 0
         self.generator = torch.Generator(device=self.device)
+        # The discount of every one-step transition, made once: add() would otherwise build it (and, on a GPU,
+        # copy it over) at every env step.
+        self._one_step_discounts = torch.full((num_envs,), gamma, device=self.device)
         if seed is not None:
             self.generator.manual_seed(seed)
 
@@ -132,7 +135,7 @@ class ReplayBuffer:
                 rewards=rewards,
                 next_observations=next_observations,
                 terminations=terminated.float(),
-                discounts=torch.full((self.num_envs,), self.gamma),
+                discounts=self._one_step_discounts,
             )
 
         n, window = self.n_step, self.window
