@@ -10,17 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 
 from rl_lightning.algos.base import RLAlgorithm
 from rl_lightning.algos.checkpointing import (
     READ_ERRORS,
-    default_checkpoint_callback,
     read_checkpoint,
-    resume_checkpoint,
     unreadable_checkpoint,
+    use_resume_checkpoints,
 )
 from rl_lightning.callbacks import RLProgressBar, record_episodes
 from rl_lightning.callbacks.video import RenderError, check_video_writer
@@ -70,13 +69,7 @@ class RLCLI(LightningCLI):
         # `--ckpt_path last` searches the checkpoint callbacks' folders before the model adds callbacks of its own.
         # A callback without a dirpath would write into (and search) a new logger version folder, empty at every
         # start: all of them write to <default_root_dir>/checkpoints instead, which moves with default_root_dir.
-        checkpoints = Path(trainer.default_root_dir).resolve() / "checkpoints"
-        default = default_checkpoint_callback(trainer)
-        if default is not None:
-            trainer.callbacks[trainer.callbacks.index(default)] = resume_checkpoint(checkpoints)
-        for callback in trainer.checkpoint_callbacks:
-            if isinstance(callback, ModelCheckpoint) and callback.dirpath is None:
-                callback.dirpath = str(checkpoints)
+        use_resume_checkpoints(trainer, Path(trainer.default_root_dir).resolve() / "checkpoints")
         return trainer
 
     def _tracking_defaults(self) -> dict[str, Any]:
@@ -169,9 +162,7 @@ def evaluate(argv: Sequence[str]) -> None:
     if episodes is None:
         collector = Collector(algorithm.make_env(min(args.num_envs, args.episodes)), args.device)
         try:
-            episodes = evaluate_policy(
-                lambda obs: algorithm.act(obs, deterministic=True), collector, args.episodes, args.seed
-            )
+            episodes = evaluate_policy(algorithm, collector, args.episodes, args.seed)
         finally:
             collector.close()
     print(

@@ -22,9 +22,10 @@ from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 
+from rl_lightning import metric_names
 from rl_lightning.errors import ConfigurationError
 
-EVAL_KEYS = ("val/return_mean", "val/return_std", "val/length_mean")
+EVAL_KEYS = metric_names.VAL_METRICS
 """The metrics of one deterministic evaluation (``RLAlgorithm``'s validation round)."""
 
 REACHABILITY_TIMEOUT_S = 5.0

@@ -91,3 +91,25 @@ def test_evaluate_refuses_a_missing_or_corrupt_checkpoint(tmp_path, capsys):
     corrupt.write_bytes(b"not a checkpoint")
     assert run("evaluate", "--ckpt_path", str(corrupt)) == 2
     assert "is not a readable checkpoint" in capsys.readouterr().err
+
+
+def test_help_lists_the_run_arguments_once_declared_for_every_algorithm(capsys):
+    assert run("fit", "--model.help", "DQN") == 0
+    dqn_help = capsys.readouterr().out
+    for option in ("--model.num_envs", "--model.seed", "--model.total_timesteps", "--model.buffer_device"):
+        assert option in dqn_help, option
+    assert "environments stepped together in each process" in dqn_help  # RLAlgorithm's docstring
+    assert run("fit", "--model.help", "DDPG") == 0
+    ddpg_help = capsys.readouterr().out
+    assert "--model.learning_rate" in ddpg_help and "--model.num_envs" in ddpg_help
+    assert "--model.n_critics" not in ddpg_help and "--model.policy_delay" not in ddpg_help  # fixed by DDPG
+    assert run("fit", "--model.help", "A2C") == 0
+    a2c_help = capsys.readouterr().out
+    assert "--model.normalize_observations" in a2c_help and "--model.batch_size" not in a2c_help
+
+
+def test_print_config_holds_every_run_argument(capsys):
+    assert run("fit", "--config", CONFIG, "--model.init_args.num_envs=2", "--print_config") == 0
+    printed = capsys.readouterr().out
+    for line in ("num_envs: 2", "seed: 0", "eval_envs:", "save_buffer: true", "learning_rate: 0.0023"):
+        assert line in printed, line

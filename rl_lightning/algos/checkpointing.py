@@ -1,4 +1,5 @@
-"""Checkpoint plumbing of every algorithm: atomic writes, clear read errors, global RNGs, the default callback."""
+"""Checkpoint plumbing of every algorithm: what a run saves and resumes, atomic writes, clear read errors, global
+RNGs, and the default checkpoint callback."""
 
 from __future__ import annotations
 
@@ -7,18 +8,26 @@ import pickle
 import random
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
-from lightning.pytorch import Trainer
+from lightning.fabric.utilities.apply_func import move_data_to_device
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.strategies import Strategy
+from lightning.pytorch.utilities import rank_zero_warn
 
+from rl_lightning.algos.compat import attached_trainer
+from rl_lightning.distributed import gather_on_rank_zero
 from rl_lightning.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from rl_lightning.algos.base import RLAlgorithm
+    from rl_lightning.data import Collector
 
 PathLike = str | os.PathLike
 
@@ -122,7 +131,25 @@ def resume_checkpoint(dirpath: PathLike | None = None) -> ModelCheckpoint:
     return ModelCheckpoint(dirpath=dirpath, filename=ModelCheckpoint.CHECKPOINT_NAME_LAST, save_top_k=1)
 
 
-def default_checkpoint_callback(trainer: Trainer) -> ModelCheckpoint | None:
+def use_resume_checkpoints(trainer: Trainer, dirpath: PathLike | None = None) -> None:
+    """The one default-checkpoint rule: put :func:`resume_checkpoint` in place of Lightning's default callback.
+
+    Lightning gives a Trainer without checkpoint callbacks a ``ModelCheckpoint()`` that keeps one checkpoint per
+    epoch but no ``last.ckpt``; it is replaced (in place) by one that writes ``last.ckpt`` every epoch. A Trainer
+    given checkpoint callbacks of its own keeps them. With ``dirpath``, every checkpoint callback without a folder
+    writes there: ``--ckpt_path last`` searches the callbacks' folders before training starts, and a callback
+    without one would only get its folder (a new, empty logger version folder) once training starts.
+    """
+    default = _lightning_default_checkpoint(trainer)
+    if default is not None:
+        trainer.callbacks[trainer.callbacks.index(default)] = resume_checkpoint(dirpath)
+    if dirpath is not None:
+        for callback in trainer.checkpoint_callbacks:
+            if isinstance(callback, ModelCheckpoint) and callback.dirpath is None:
+                callback.dirpath = str(dirpath)
+
+
+def _lightning_default_checkpoint(trainer: Trainer) -> ModelCheckpoint | None:
     """The ``ModelCheckpoint()`` that Lightning adds to a Trainer given none, if that is the only one it has."""
     callbacks = trainer.checkpoint_callbacks
     if len(callbacks) != 1 or type(callbacks[0]) is not ModelCheckpoint:
@@ -134,6 +161,168 @@ def default_checkpoint_callback(trainer: Trainer) -> ModelCheckpoint | None:
         == (default.dirpath, default.filename, default.save_last, default.save_top_k)
     )
     return callback if same else None
+
+
+# --------------------------------------------------------------------------------------------- a run's own state
+class RunState(LightningModule):
+    """Mixin of :class:`~rl_lightning.RLAlgorithm`: everything that moves goes into checkpoints and comes back.
+
+    ``checkpoint["rl_lightning"]`` holds the run's identity (refused on resume when it differs), the world size,
+    :meth:`rl_state_dict` and the process-wide RNGs; under DDP every rank's. Resuming gives the same run as never
+    stopping.
+    """
+
+    env_steps: int
+    seed: int
+    collector: Collector | None
+    generator: torch.Generator | None
+    _pending_global_rng: dict[str, Any] | None  # restored when training starts
+
+    def rl_state_dict(self) -> dict[str, Any]:
+        """What moves besides the parameters: the env-step clock, the collector and its envs, the generator.
+
+        Subclasses add their own state (buffers, counters) and call ``super()``. Keep it to tensors, numbers,
+        strings and bytes, so that checkpoints load with ``torch.load(weights_only=True)``.
+        """
+        return {
+            "env_steps": self.env_steps,
+            "collector": None if self.collector is None else self.collector.state_dict(),
+            "generator": None if self.generator is None else self.generator.get_state(),
+        }
+
+    def load_rl_state_dict(self, state: dict[str, Any]) -> None:
+        self.env_steps = state["env_steps"]
+        if self.collector is not None and state["collector"] is not None:
+            self.collector.load_state_dict(state["collector"])
+        if self.generator is not None and state["generator"] is not None:
+            self.generator.set_state(state["generator"])
+
+    def restart_episodes(self) -> None:
+        """Start new episodes in every training env, seeded from ``seed`` and the env step count.
+
+        What resuming does when the checkpoint holds no state of the envs (they could not be pickled).
+        Subclasses also drop what belongs to the cut-off episodes, and call ``super()``.
+        """
+        self.collector.reset(self.seed + self.env_steps, self.global_rank)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        write_run_state(self, checkpoint)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._pending_global_rng = read_run_state(self, checkpoint)
+
+    def on_train_start(self) -> None:
+        # The process-wide generators are restored last, just before the first epoch of a resumed run: the
+        # Trainer draws from torch's while it starts (each DataLoader iterator takes a seed from it).
+        if self._pending_global_rng is not None:
+            set_global_rng_state(self._pending_global_rng, self.device)
+            self._pending_global_rng = None
+
+
+_IDENTITY_LABELS = {
+    "algorithm": "algorithm",
+    "env": "environment",
+    "observation_space": "observation space",
+    "action_space": "action space",
+    "num_envs": "num_envs",
+}
+
+
+def run_identity(module: RLAlgorithm) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed by ``module``."""
+    cls = type(module)
+    return {
+        "algorithm": f"{cls.__module__}.{cls.__qualname__}",
+        "env": module.env_name,
+        "observation_space": repr(module.observation_space),
+        "action_space": repr(module.action_space),
+        "num_envs": module.num_envs,
+    }
+
+
+def _source(module: RLAlgorithm) -> str:
+    """The checkpoint being loaded, as error messages name it."""
+    trainer = attached_trainer(module)
+    path = trainer.ckpt_path if trainer is not None else None
+    return f"checkpoint {path}" if path else "the checkpoint"
+
+
+def check_resumable(module: RLAlgorithm, saved: dict[str, Any] | None) -> None:
+    """Refuse, before anything is loaded, a checkpoint of another algorithm, env, space or number of envs."""
+    source = _source(module)
+    if saved is None:
+        raise ConfigurationError(
+            f"{source} was not written by an rl-lightning algorithm, so {type(module).__name__} cannot resume it."
+        )
+    ours = run_identity(module)
+    ancestors = {f"{c.__module__}.{c.__qualname__}" for c in type(module).__mro__}
+    differences = [
+        f"{label}: {saved[key]} in the checkpoint, {ours[key]} here"
+        for key, label in _IDENTITY_LABELS.items()
+        if saved.get(key) != ours[key] and not (key == "algorithm" and saved.get(key) in ancestors)
+    ]
+    if differences:
+        raise ConfigurationError(
+            f"cannot resume from {source}: it was written by another run ({'; '.join(differences)}). Resume "
+            f"with the configuration that wrote it, or start a new run without ckpt_path."
+        )
+
+
+def _check_world_size(module: RLAlgorithm, saved: dict[str, Any]) -> None:
+    """Refuse to resume a fit on another number of processes than the one that wrote the checkpoint."""
+    saved_world_size = saved.get("world_size", 1)
+    if saved_world_size != module.world_size:
+        raise ConfigurationError(
+            f"cannot resume from {_source(module)}: it was written by {saved_world_size} process(es) "
+            f"(world size {saved_world_size}) and this run has {module.world_size}. Each process's envs, buffer and "
+            f"generators are in the checkpoint and cannot be split or merged over another number of processes. "
+            f"Resume with devices x num_nodes = {saved_world_size}, or start a new run from its networks with "
+            f"{type(module).__name__}.load_from_checkpoint(path) (new envs and buffers)."
+        )
+
+
+def write_run_state(module: RLAlgorithm, checkpoint: dict[str, Any]) -> None:
+    """Put ``module``'s run state (:meth:`~RLAlgorithm.rl_state_dict` and the global RNGs) in ``checkpoint``.
+
+    Rank 0's state at the top, as in a single-process checkpoint; under DDP every other rank's under "ranks",
+    keyed by rank. Every rank calls this (Lightning's save is collective); only rank 0's copy is written.
+    """
+    state = {**module.rl_state_dict(), "global_rng": global_rng_state(module.device)}
+    if module.world_size > 1:
+        state = move_data_to_device(state, "cpu")  # a tensor pickled on cuda:1 would unpickle there on rank 0
+    states = gather_on_rank_zero(state)
+    if states is None:
+        return
+    own, *others = states
+    checkpoint["rl_lightning"] = {**run_identity(module), "world_size": module.world_size, **own}
+    if others:
+        checkpoint["rl_lightning"]["ranks"] = dict(enumerate(others, start=1))
+
+
+def read_run_state(module: RLAlgorithm, checkpoint: dict[str, Any]) -> dict[str, Any] | None:
+    """Check ``checkpoint`` against ``module`` and load this rank's run state into it.
+
+    Returns the global RNG state to restore when training starts (None when only weights are read, as
+    ``load_from_checkpoint`` does): the Trainer still draws from torch's generator while it starts.
+    """
+    saved = checkpoint.get("rl_lightning")
+    check_resumable(module, saved)
+    resuming = module.collector is not None  # a fit, not only reading weights
+    if resuming:
+        _check_world_size(module, saved)
+        if module.global_rank > 0:
+            saved = saved["ranks"][module.global_rank]
+    module.load_rl_state_dict(saved)
+    if not resuming:
+        return None
+    collector_state = saved["collector"]
+    if collector_state is not None and collector_state["env"] is None:
+        rank_zero_warn(
+            f"The checkpoint holds no state of the training envs ({collector_state['env_error']}): the resumed "
+            f"run starts new episodes, seeded from the env step count, and does not repeat the uninterrupted run."
+        )
+        module.restart_episodes()
+    return saved["global_rng"]
 
 
 def global_rng_state(device: torch.device) -> dict[str, Any]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
+from functools import partial
 from typing import Any, Literal
 
 import torch
@@ -13,8 +13,7 @@ from torch import Tensor
 from rl_lightning.algos.off_policy import OffPolicyAlgorithm
 from rl_lightning.buffers import ReplayBatch
 from rl_lightning.envs import EnvSpec, check_discrete_actions, check_observation_space
-from rl_lightning.envs.factory import Vectorization, Wrapper
-from rl_lightning.errors import ConfigurationError, check_fraction, check_positive
+from rl_lightning.errors import ConfigurationError, check_choice, check_hyperparameters
 from rl_lightning.nets import (
     NetworkSpec,
     QNetwork,
@@ -22,6 +21,7 @@ from rl_lightning.nets import (
     check_output_shape,
     example_observations,
     polyak_update,
+    target_network,
 )
 
 
@@ -32,7 +32,6 @@ class DQN(OffPolicyAlgorithm):
 
     Args:
         env: env id, ``Env`` subclass or factory; its action space must be ``Discrete``.
-        num_envs: environments stepped together.
         q_net: the Q-network: an ``nn.Module`` mapping a batch of observations to ``(batch, n_actions)``
             values, or a factory ``(observation_space, action_space) -> nn.Module``. Default: an MLP (or
             the Nature CNN for images) of ``hidden_sizes``.
@@ -46,7 +45,7 @@ class DQN(OffPolicyAlgorithm):
         batch_size: transitions per update.
         tau: Polyak coefficient of the target update (1.0: copy the online network).
         gamma: discount factor.
-        train_freq: env steps between rounds of updates.
+        train_freq: env steps between rounds of updates (a multiple of ``num_envs``).
         gradient_steps: updates per round (-1: one per env step).
         target_update_interval: env steps between target network updates.
         exploration_fraction: fraction of ``total_timesteps`` over which epsilon decays linearly.
@@ -55,18 +54,14 @@ class DQN(OffPolicyAlgorithm):
         max_grad_norm: gradient norm clip (the Trainer's ``gradient_clip_val`` overrides it; None: no clip).
         loss: ``"huber"`` (smooth L1, as in the Nature paper) or ``"mse"``.
         n_step: rewards summed into each target before bootstrapping.
-        total_timesteps: env steps to train for.
-        steps_per_epoch: env steps per epoch (validation and epoch metrics); default about 10,000.
-        seed: seed of envs, initialisation, exploration and replay sampling.
-        vectorization / env_kwargs / wrappers: how the envs are built (see :class:`RLAlgorithm`).
-        eval_episodes / eval_envs: deterministic episodes per validation, and envs playing them.
-        buffer_device / save_buffer: see :class:`OffPolicyAlgorithm`.
+        run: the run arguments (``num_envs``, ``seed``, ``total_timesteps``, ...; see
+            :class:`~rl_lightning.RLAlgorithm`) and ``buffer_device`` / ``save_buffer`` (see
+            :class:`~rl_lightning.OffPolicyAlgorithm`).
     """
 
     def __init__(
         self,
         env: EnvSpec = "CartPole-v1",
-        num_envs: int = 1,
         *,
         q_net: NetworkSpec = None,
         hidden_sizes: Sequence[int] = (64, 64),
@@ -87,81 +82,38 @@ class DQN(OffPolicyAlgorithm):
         max_grad_norm: float | None = 10.0,
         loss: Literal["huber", "mse"] = "huber",
         n_step: int = 1,
-        total_timesteps: int = 100_000,
-        steps_per_epoch: int | None = None,
-        seed: int = 0,
-        vectorization: Vectorization = "sync",
-        env_kwargs: dict[str, Any] | None = None,
-        wrappers: Sequence[Wrapper] = (),
-        eval_episodes: int = 10,
-        eval_envs: int = 5,
-        buffer_device: str | None = None,
-        save_buffer: bool = True,
+        **run: Any,
     ) -> None:
-        check_positive(learning_rate=learning_rate, target_update_interval=target_update_interval)
-        check_fraction(
-            tau=tau,
-            exploration_fraction=exploration_fraction,
-            exploration_initial_eps=exploration_initial_eps,
-            exploration_final_eps=exploration_final_eps,
+        super().__init__(
+            env, buffer_size=buffer_size, learning_starts=learning_starts, batch_size=batch_size, gamma=gamma,
+            train_freq=train_freq, gradient_steps=gradient_steps, n_step=n_step, **run,
         )
-        if tau == 0:
-            raise ConfigurationError("tau=0 would never update the target network; use a value in (0, 1].")
-        if loss not in ("huber", "mse"):
-            raise ConfigurationError(f"loss={loss!r} must be 'huber' or 'mse'.")
+        check_hyperparameters(
+            learning_rate=learning_rate, target_update_interval=target_update_interval, tau=tau,
+            exploration_fraction=exploration_fraction, exploration_initial_eps=exploration_initial_eps,
+            exploration_final_eps=exploration_final_eps, max_grad_norm=max_grad_norm,
+        )
+        check_choice("loss", loss, ("huber", "mse"))
         if q_net is not None and dueling:
             raise ConfigurationError(
                 "dueling=True configures the default Q-network; a q_net of your own must build its dueling head "
                 "itself. Drop dueling=True or q_net."
             )
-        super().__init__(
-            env,
-            num_envs,
-            buffer_size=buffer_size,
-            learning_starts=learning_starts,
-            batch_size=batch_size,
-            gamma=gamma,
-            train_freq=train_freq,
-            gradient_steps=gradient_steps,
-            n_step=n_step,
-            buffer_device=buffer_device,
-            save_buffer=save_buffer,
-            seed=seed,
-            total_timesteps=total_timesteps,
-            steps_per_epoch=steps_per_epoch,
-            vectorization=vectorization,
-            env_kwargs=env_kwargs,
-            wrappers=wrappers,
-            eval_episodes=eval_episodes,
-            eval_envs=eval_envs,
-        )
-        self.save_hyperparameters()
-        check_discrete_actions(self.action_space, "DQN", suggestion="SAC, TD3 or PPO")
+        check_discrete_actions(self.action_space, "DQN")
         check_observation_space(self.observation_space, "DQN")
         self.n_actions = int(self.action_space.n)
         with self.seeded():
-            self.q_net = build_network(
-                q_net,
-                self.observation_space,
-                self.action_space,
-                lambda: QNetwork(self.observation_space, self.action_space, hidden_sizes, dueling),
-                "q_net",
-            )
+            default = partial(QNetwork, self.observation_space, self.action_space, hidden_sizes, dueling)
+            self.q_net = build_network(q_net, self.observation_space, self.action_space, default, "q_net")
         check_output_shape(
-            self.q_net,
-            (example_observations(self.observation_space),),
-            (2, self.n_actions),
-            "q_net",
+            self.q_net, (example_observations(self.observation_space),), (2, self.n_actions), "q_net",
             f"(batch, n_actions) for {self.action_space}",
         )
-        self.q_target = copy.deepcopy(self.q_net).requires_grad_(False)
+        self.q_target = target_network(self.q_net)
         self.learning_rate, self.tau, self.double_q, self.loss = learning_rate, tau, double_q, loss
         self.target_update_interval, self.max_grad_norm = target_update_interval, max_grad_norm
         self.exploration_fraction = exploration_fraction
-        self.exploration_initial_eps, self.exploration_final_eps = (
-            exploration_initial_eps,
-            exploration_final_eps,
-        )
+        self.exploration_initial_eps, self.exploration_final_eps = exploration_initial_eps, exploration_final_eps
         self.target_updates = 0  # how many target_update_interval boundaries the target has caught up with
 
     def exploration_rate(self) -> float:

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
+import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from torch import Tensor
 from torch.utils.data import DataLoader
 
-from rl_lightning.algos.base import DEFAULT_EPOCH_STEPS, RLAlgorithm, torch_dtype
+from rl_lightning import seeding
+from rl_lightning.algos.base import DEFAULT_EPOCH_STEPS, RLAlgorithm
 from rl_lightning.buffers import ReplayBuffer
 from rl_lightning.data import ReplayDataset
-from rl_lightning.envs import EnvSpec
-from rl_lightning.envs.factory import Vectorization, Wrapper
-from rl_lightning.errors import ConfigurationError, check_fraction, check_positive
+from rl_lightning.envs import EnvSpec, torch_dtype
+from rl_lightning.errors import ConfigurationError, check_hyperparameters
 
 
 def check_train_freq(train_freq: int, num_envs: int, world_size: int = 1) -> None:
@@ -34,15 +35,10 @@ def check_train_freq(train_freq: int, num_envs: int, world_size: int = 1) -> Non
 class OffPolicyAlgorithm(RLAlgorithm):
     """An algorithm learning from a replay buffer: play ``train_freq`` env steps, take ``gradient_steps`` updates.
 
-    Args (besides those of :class:`RLAlgorithm`):
-        buffer_size: transitions the replay buffer keeps (per process).
-        learning_starts: env steps played before the first update.
-        batch_size: transitions per update (per process: under DDP an update averages ``world_size`` batches).
-        gamma: discount factor.
-        train_freq: env steps played between rounds of updates, over all processes (a multiple of
-            ``num_envs * world_size``).
-        gradient_steps: updates per round; -1 for one per env step of the round.
-        n_step: rewards summed into each transition's return (1 is the one-step TD target).
+    A subclass passes its replay hyperparameters to ``super().__init__`` and may replace the buffer through
+    :meth:`make_buffer` (a prioritized one, say). ``updates`` counts gradient updates and is in checkpoints.
+
+    Args:
         buffer_device: where the buffer's tensors live; default the module's device.
         save_buffer: keep the replay buffer in checkpoints, so a resumed run continues exactly. Its size is
             reported when training starts; without it, a resumed run starts with an empty buffer.
@@ -51,7 +47,6 @@ class OffPolicyAlgorithm(RLAlgorithm):
     def __init__(
         self,
         env: EnvSpec,
-        num_envs: int,
         *,
         buffer_size: int,
         learning_starts: int,
@@ -60,40 +55,26 @@ class OffPolicyAlgorithm(RLAlgorithm):
         train_freq: int,
         gradient_steps: int,
         n_step: int,
-        buffer_device: str | None,
-        save_buffer: bool,
-        seed: int,
-        total_timesteps: int,
-        steps_per_epoch: int | None,
-        vectorization: Vectorization,
-        env_kwargs: dict[str, Any] | None,
-        wrappers: Sequence[Wrapper],
-        eval_episodes: int,
-        eval_envs: int,
+        buffer_device: str | None = None,
+        save_buffer: bool = True,
+        **run: Any,
     ) -> None:
-        check_positive(
-            num_envs=num_envs, buffer_size=buffer_size, batch_size=batch_size, train_freq=train_freq
-        )
-        check_positive(n_step=n_step)
-        check_fraction(gamma=gamma)
+        super().__init__(env, **run)
+        check_hyperparameters(buffer_size=buffer_size, batch_size=batch_size, train_freq=train_freq, n_step=n_step)
+        check_hyperparameters(gamma=gamma, learning_starts=learning_starts, gradient_steps=gradient_steps)
+        num_envs = self.num_envs
         if buffer_size < num_envs * n_step:
             raise ConfigurationError(
                 f"buffer_size={buffer_size} cannot hold one step of {num_envs} envs for n_step={n_step}; "
                 f"use buffer_size >= {num_envs * n_step}."
             )
-        if learning_starts < 0:
-            raise ConfigurationError(f"learning_starts={learning_starts} must be >= 0.")
-        if gradient_steps == 0 or gradient_steps < -1:
-            raise ConfigurationError(
-                f"gradient_steps={gradient_steps} must be positive, or -1 for one per env step."
-            )
         check_train_freq(train_freq, num_envs)
-        if steps_per_epoch is None:
-            steps_per_epoch = train_freq * math.ceil(DEFAULT_EPOCH_STEPS / train_freq)
-        if steps_per_epoch % train_freq:
+        if run.get("steps_per_epoch") is None:
+            self.steps_per_epoch = train_freq * math.ceil(DEFAULT_EPOCH_STEPS / train_freq)
+        if self.steps_per_epoch % train_freq:
             raise ConfigurationError(
-                f"steps_per_epoch={steps_per_epoch} must be a multiple of train_freq={train_freq}, e.g. "
-                f"{train_freq * max(1, round(steps_per_epoch / train_freq))}."
+                f"steps_per_epoch={self.steps_per_epoch} must be a multiple of train_freq={train_freq}, e.g. "
+                f"{train_freq * max(1, round(self.steps_per_epoch / train_freq))}."
             )
         first_update_size = min(buffer_size, max(learning_starts, train_freq))
         if batch_size > first_update_size:
@@ -102,27 +83,11 @@ class OffPolicyAlgorithm(RLAlgorithm):
                 f"at the first update (buffer_size={buffer_size}, learning_starts={learning_starts}, "
                 f"train_freq={train_freq}). Raise learning_starts to at least {batch_size}, or lower batch_size."
             )
-        super().__init__(
-            env,
-            num_envs,
-            seed=seed,
-            total_timesteps=total_timesteps,
-            steps_per_epoch=steps_per_epoch,
-            vectorization=vectorization,
-            env_kwargs=env_kwargs,
-            wrappers=wrappers,
-            eval_episodes=eval_episodes,
-            eval_envs=eval_envs,
-        )
         self.buffer_size, self.learning_starts, self.batch_size = buffer_size, learning_starts, batch_size
-        self.gamma, self.train_freq, self.gradient_steps, self.n_step = (
-            gamma,
-            train_freq,
-            gradient_steps,
-            n_step,
-        )
+        self.gamma, self.train_freq, self.gradient_steps, self.n_step = gamma, train_freq, gradient_steps, n_step
         self.buffer_device, self.save_buffer = buffer_device, save_buffer
         self.buffer: ReplayBuffer | None = None
+        self.updates = 0  # gradient updates so far
 
     def action_shape(self) -> tuple[int, ...]:
         space = self.action_space
@@ -133,18 +98,27 @@ class OffPolicyAlgorithm(RLAlgorithm):
         if stage == "fit":
             check_train_freq(self.train_freq, self.num_envs, self.world_size)  # env steps count every process's
         if stage == "fit" and self.buffer is None:
-            self.buffer = ReplayBuffer(
-                self.buffer_size,
-                self.observation_space.shape,
-                torch_dtype(self.observation_space),
-                self.action_shape(),
-                torch_dtype(self.action_space),
-                num_envs=self.num_envs,
-                n_step=self.n_step,
-                gamma=self.gamma,
-                device=self.buffer_device or self.trainer.strategy.root_device,
-                seed=self.seed + self.global_rank,
-            )
+            self.buffer = self.make_buffer(self.buffer_device or self.trainer.strategy.root_device)
+
+    def make_buffer(self, device: torch.device | str) -> ReplayBuffer:
+        """The replay buffer (called once, when fitting starts): uniform replay; override for another kind."""
+        return ReplayBuffer(
+            self.buffer_size,
+            self.observation_space.shape,
+            torch_dtype(self.observation_space),
+            self.action_shape(),
+            torch_dtype(self.action_space),
+            num_envs=self.num_envs,
+            n_step=self.n_step,
+            gamma=self.gamma,
+            device=device,
+            seed=seeding.stream_seed(self.seed, "replay", self.global_rank),
+        )
+
+    @torch.no_grad()
+    def uniform_actions(self, batch: int, action_dim: int, device: torch.device) -> Tensor:
+        """Actions uniform in [-1, 1]^action_dim from the exploration stream: the warm-up before learning starts."""
+        return torch.empty(batch, action_dim, device=device).uniform_(-1.0, 1.0, generator=self.generator)
 
     def on_fit_start(self) -> None:
         super().on_fit_start()
@@ -170,13 +144,14 @@ class OffPolicyAlgorithm(RLAlgorithm):
         return DataLoader(dataset, batch_size=None, num_workers=0)
 
     def rl_state_dict(self) -> dict[str, Any]:
-        state = super().rl_state_dict()
+        state = {**super().rl_state_dict(), "updates": self.updates}
         if self.buffer is not None:
             state["buffer"] = self.buffer.state_dict(include_storage=self.save_buffer)
         return state
 
     def load_rl_state_dict(self, state: dict[str, Any]) -> None:
         super().load_rl_state_dict(state)
+        self.updates = state.get("updates", 0)
         if self.buffer is not None and "buffer" in state:
             if "storage" not in state["buffer"]:
                 rank_zero_warn(

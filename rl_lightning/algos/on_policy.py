@@ -13,13 +13,12 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from rl_lightning.algos.base import DEFAULT_EPOCH_STEPS, RLAlgorithm, torch_dtype
+from rl_lightning.algos.base import DEFAULT_EPOCH_STEPS, RLAlgorithm
 from rl_lightning.algos.schedules import Schedule, ScheduleSpec
 from rl_lightning.buffers import RolloutBuffer
 from rl_lightning.data import RolloutDataset, RolloutStep
-from rl_lightning.envs import EnvSpec, check_observation_space
-from rl_lightning.envs.factory import Vectorization, Wrapper
-from rl_lightning.errors import ConfigurationError, check_fraction, check_positive
+from rl_lightning.envs import EnvSpec, check_observation_space, torch_dtype
+from rl_lightning.errors import ConfigurationError, check_hyperparameters
 from rl_lightning.nets import (
     ActorCritic,
     DiagGaussianHead,
@@ -72,7 +71,8 @@ class OnPolicyAlgorithm(RLAlgorithm):
     and dataset (GAE advantages), the learning-rate schedule, and the observation and reward normalizers.
     Subclasses write ``update(batch)`` (their loss) and ``configure_optimizers``.
 
-    Args (besides those of :class:`RLAlgorithm`):
+    Args (the algorithms' own hyperparameters, ``learning_rate`` to ``normalize_advantage``, are documented by
+    each algorithm; these are shared by all):
         actor: the policy network: an ``nn.Module`` mapping a batch of observations to the distribution's
             parameters (``(batch, n)`` logits for ``Discrete(n)``, ``(batch, sum(nvec))`` logits for
             ``MultiDiscrete``, ``(batch, action_dim)`` means for a ``Box``), or a factory
@@ -84,37 +84,21 @@ class OnPolicyAlgorithm(RLAlgorithm):
         ortho_init: orthogonal initialisation of the default networks (gains sqrt(2), 0.01 for the policy
             output, 1 for the value output).
         log_std_init: initial log standard deviation of the Gaussian policy (``Box`` actions).
-        learning_rate: the optimizer's step size: a float, or ``"lin_<initial>"`` for a linear decay to 0.
-        n_steps: steps of each env per rollout; a rollout is ``n_steps * num_envs`` transitions (in each process).
-        batch_size: transitions per minibatch (per process); must divide ``n_steps * num_envs``.
-        n_epochs: passes over each rollout.
-        gamma: discount factor.
-        gae_lambda: GAE's lambda (1: Monte-Carlo returns, 0: one-step TD).
-        ent_coef: weight of the entropy bonus.
-        vf_coef: weight of the value loss.
-        max_grad_norm: gradient norm clip (the Trainer's ``gradient_clip_val`` overrides it; None: no clip).
-        normalize_advantage: standardize the advantages of each minibatch.
         normalize_observations: feed the networks ``(obs - mean) / std`` under running statistics of the
             training observations, clipped to [-10, 10]. The statistics are in checkpoints and frozen
             outside of collection (evaluation sees the same normalization and never changes it).
         normalize_rewards: learn from rewards divided by the running standard deviation of the discounted
             return, clipped to [-10, 10] (Stable-Baselines3's VecNormalize).
+        run: the run arguments (see :class:`RLAlgorithm`).
     """
 
     def __init__(
         self,
         env: EnvSpec,
-        num_envs: int,
         *,
-        actor: NetworkSpec,
-        critic: NetworkSpec,
-        hidden_sizes: Sequence[int],
-        shared_network: bool,
-        ortho_init: bool,
-        log_std_init: float,
         learning_rate: ScheduleSpec,
         n_steps: int,
-        batch_size: int,
+        batch_size: int | None,
         n_epochs: int,
         gamma: float,
         gae_lambda: float,
@@ -122,25 +106,22 @@ class OnPolicyAlgorithm(RLAlgorithm):
         vf_coef: float,
         max_grad_norm: float | None,
         normalize_advantage: bool,
-        normalize_observations: bool,
-        normalize_rewards: bool,
-        seed: int,
-        total_timesteps: int,
-        steps_per_epoch: int | None,
-        vectorization: Vectorization,
-        env_kwargs: dict[str, Any] | None,
-        wrappers: Sequence[Wrapper],
-        eval_episodes: int,
-        eval_envs: int,
+        actor: NetworkSpec = None,
+        critic: NetworkSpec = None,
+        hidden_sizes: Sequence[int] = (64, 64),
+        shared_network: bool = False,
+        ortho_init: bool = True,
+        log_std_init: float = 0.0,
+        normalize_observations: bool = False,
+        normalize_rewards: bool = False,
+        **run: Any,
     ) -> None:
-        name = type(self).__name__
-        check_positive(n_steps=n_steps, batch_size=batch_size, n_epochs=n_epochs)
-        check_fraction(gamma=gamma, gae_lambda=gae_lambda)
-        if ent_coef < 0 or vf_coef < 0:
-            raise ConfigurationError(f"ent_coef={ent_coef} and vf_coef={vf_coef} must be >= 0.")
-        if max_grad_norm is not None:
-            check_positive(max_grad_norm=max_grad_norm)
+        super().__init__(env, **run)
+        name, num_envs = type(self).__name__, self.num_envs
         rollout = n_steps * num_envs
+        batch_size = rollout if batch_size is None else batch_size
+        check_hyperparameters(n_steps=n_steps, batch_size=batch_size, n_epochs=n_epochs, gamma=gamma)
+        check_hyperparameters(gae_lambda=gae_lambda, ent_coef=ent_coef, vf_coef=vf_coef, max_grad_norm=max_grad_norm)
         if rollout % batch_size:
             raise ConfigurationError(
                 f"n_steps * num_envs = {n_steps} * {num_envs} = {rollout} transitions per rollout is not a multiple "
@@ -156,22 +137,10 @@ class OnPolicyAlgorithm(RLAlgorithm):
                 "shared_network=True configures the default networks; an actor or critic of your own must share "
                 "layers itself. Drop shared_network=True, or actor= and critic=."
             )
-        if steps_per_epoch is None:
-            steps_per_epoch = rollout * max(1, round(DEFAULT_EPOCH_STEPS / rollout))
-        check_epoch_of_rollouts(steps_per_epoch, n_steps, num_envs)
-        lr_schedule = Schedule.parse(learning_rate, "learning_rate")
-        super().__init__(
-            env,
-            num_envs,
-            seed=seed,
-            total_timesteps=total_timesteps,
-            steps_per_epoch=steps_per_epoch,
-            vectorization=vectorization,
-            env_kwargs=env_kwargs,
-            wrappers=wrappers,
-            eval_episodes=eval_episodes,
-            eval_envs=eval_envs,
-        )
+        if run.get("steps_per_epoch") is None:
+            self.steps_per_epoch = rollout * max(1, round(DEFAULT_EPOCH_STEPS / rollout))
+        check_epoch_of_rollouts(self.steps_per_epoch, n_steps, num_envs)
+        self.lr_schedule = Schedule.parse(learning_rate, "learning_rate")
         check_observation_space(self.observation_space, name)
         if normalize_observations and (
             not isinstance(self.observation_space, gym.spaces.Box) or is_image_space(self.observation_space)
@@ -183,7 +152,6 @@ class OnPolicyAlgorithm(RLAlgorithm):
         self.n_steps, self.batch_size, self.n_epochs = n_steps, batch_size, n_epochs
         self.gamma, self.gae_lambda, self.ent_coef, self.vf_coef = gamma, gae_lambda, ent_coef, vf_coef
         self.max_grad_norm, self.normalize_advantage = max_grad_norm, normalize_advantage
-        self.lr_schedule = lr_schedule
 
         self.action_head = make_action_head(self.action_space, name, log_std_init)
         outputs = self.action_head.outputs

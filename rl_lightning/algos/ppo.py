@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -13,9 +12,7 @@ from rl_lightning.algos.on_policy import OnPolicyAlgorithm
 from rl_lightning.algos.schedules import Schedule, ScheduleSpec
 from rl_lightning.buffers import RolloutBatch
 from rl_lightning.envs import EnvSpec
-from rl_lightning.envs.factory import Vectorization, Wrapper
-from rl_lightning.errors import check_positive
-from rl_lightning.nets import NetworkSpec
+from rl_lightning.errors import check_hyperparameters
 
 
 class PPO(OnPolicyAlgorithm):
@@ -30,14 +27,6 @@ class PPO(OnPolicyAlgorithm):
 
     Args:
         env: env id, ``Env`` subclass or factory.
-        num_envs: environments stepped together.
-        actor: policy network (module or factory; default an MLP): observations -> distribution parameters
-            (``(batch, n)`` logits, ``(batch, sum(nvec))`` logits, or ``(batch, action_dim)`` Gaussian means).
-        critic: value network (module or factory; default an MLP): observations -> ``(batch, 1)``.
-        hidden_sizes: hidden layer widths of the default networks.
-        shared_network: the default actor and critic share their hidden layers.
-        ortho_init: orthogonal initialisation of the default networks.
-        log_std_init: initial log standard deviation of the Gaussian policy.
         learning_rate: Adam's step size: a float or ``"lin_<initial>"`` (linear decay to 0 over ``total_timesteps``).
         n_steps: steps of each env per rollout.
         batch_size: transitions per minibatch (a divisor of ``n_steps * num_envs``).
@@ -53,27 +42,15 @@ class PPO(OnPolicyAlgorithm):
         max_grad_norm: gradient norm clip (the Trainer's ``gradient_clip_val`` overrides it; None: no clip).
         target_kl: when a minibatch's approximate KL divergence from the collecting policy exceeds
             ``1.5 * target_kl``, that minibatch and the rest of the rollout's are skipped. None: never.
-        normalize_observations: normalize observations with running statistics (see :class:`OnPolicyAlgorithm`).
-        normalize_rewards: scale rewards by the running std of the discounted return.
-        total_timesteps: env steps to train for.
-        steps_per_epoch: env steps per epoch (validation, epoch metrics), a whole number of rollouts;
-            default about 10,000.
-        seed: seed of envs, initialisation, action sampling and minibatch shuffling.
-        vectorization / env_kwargs / wrappers: how the envs are built (see :class:`RLAlgorithm`).
-        eval_episodes / eval_envs: deterministic episodes per validation, and envs playing them.
+        kwargs: the networks and normalizers (``actor``, ``critic``, ``hidden_sizes``, ...; see
+            :class:`~rl_lightning.OnPolicyAlgorithm`) and the run arguments (``num_envs``, ``seed``, ...; see
+            :class:`~rl_lightning.RLAlgorithm`).
     """
 
     def __init__(
         self,
         env: EnvSpec = "CartPole-v1",
-        num_envs: int = 1,
         *,
-        actor: NetworkSpec = None,
-        critic: NetworkSpec = None,
-        hidden_sizes: Sequence[int] = (64, 64),
-        shared_network: bool = False,
-        ortho_init: bool = True,
-        log_std_init: float = 0.0,
         learning_rate: ScheduleSpec = 3e-4,
         n_steps: int = 2048,
         batch_size: int = 64,
@@ -87,53 +64,17 @@ class PPO(OnPolicyAlgorithm):
         vf_coef: float = 0.5,
         max_grad_norm: float | None = 0.5,
         target_kl: float | None = None,
-        normalize_observations: bool = False,
-        normalize_rewards: bool = False,
-        total_timesteps: int = 100_000,
-        steps_per_epoch: int | None = None,
-        seed: int = 0,
-        vectorization: Vectorization = "sync",
-        env_kwargs: dict[str, Any] | None = None,
-        wrappers: Sequence[Wrapper] = (),
-        eval_episodes: int = 10,
-        eval_envs: int = 5,
+        **kwargs: Any,
     ) -> None:
-        clip_schedule = Schedule.parse(clip_range, "clip_range")
-        clip_vf_schedule = None if clip_range_vf is None else Schedule.parse(clip_range_vf, "clip_range_vf")
-        if target_kl is not None:
-            check_positive(target_kl=target_kl)
         super().__init__(
-            env,
-            num_envs,
-            actor=actor,
-            critic=critic,
-            hidden_sizes=hidden_sizes,
-            shared_network=shared_network,
-            ortho_init=ortho_init,
-            log_std_init=log_std_init,
-            learning_rate=learning_rate,
-            n_steps=n_steps,
-            batch_size=batch_size,
-            n_epochs=n_epochs,
-            gamma=gamma,
-            gae_lambda=gae_lambda,
-            ent_coef=ent_coef,
-            vf_coef=vf_coef,
-            max_grad_norm=max_grad_norm,
-            normalize_advantage=normalize_advantage,
-            normalize_observations=normalize_observations,
-            normalize_rewards=normalize_rewards,
-            seed=seed,
-            total_timesteps=total_timesteps,
-            steps_per_epoch=steps_per_epoch,
-            vectorization=vectorization,
-            env_kwargs=env_kwargs,
-            wrappers=wrappers,
-            eval_episodes=eval_episodes,
-            eval_envs=eval_envs,
+            env, learning_rate=learning_rate, n_steps=n_steps, batch_size=batch_size, n_epochs=n_epochs, gamma=gamma,
+            gae_lambda=gae_lambda, ent_coef=ent_coef, vf_coef=vf_coef, max_grad_norm=max_grad_norm,
+            normalize_advantage=normalize_advantage, **kwargs,
         )
-        self.save_hyperparameters()
-        self.clip_schedule, self.clip_vf_schedule, self.target_kl = clip_schedule, clip_vf_schedule, target_kl
+        check_hyperparameters(target_kl=target_kl)
+        self.clip_schedule = Schedule.parse(clip_range, "clip_range")
+        self.clip_vf_schedule = None if clip_range_vf is None else Schedule.parse(clip_range_vf, "clip_range_vf")
+        self.target_kl = target_kl
 
     def update(self, batch: RolloutBatch) -> Tensor | None:
         clip_range = self.clip_schedule(self.progress_remaining)

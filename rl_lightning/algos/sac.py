@@ -2,47 +2,30 @@
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from rl_lightning.algos.off_policy import OffPolicyAlgorithm
+from rl_lightning.algos.schedules import parse_ent_coef
 from rl_lightning.buffers import ReplayBatch
 from rl_lightning.envs import EnvSpec, check_bounded_box_actions, check_observation_space
-from rl_lightning.envs.factory import Vectorization, Wrapper
-from rl_lightning.errors import ConfigurationError, check_fraction, check_positive
+from rl_lightning.errors import ConfigurationError, check_hyperparameters
 from rl_lightning.nets import (
     ActionScaling,
-    ContinuousQNetworks,
     NetworkSpec,
     SquashedGaussianActor,
     action_dim,
+    build_critic,
     build_network,
-    check_output_shape,
-    example_observations,
     polyak_update,
     sample_squashed_gaussian,
+    target_network,
 )
-
-
-def parse_ent_coef(ent_coef: float | str) -> tuple[float, bool]:
-    """``ent_coef`` as (initial value, learned?): numbers are fixed, ``"auto"``, ``"auto_<init>"`` learned."""
-    learned = isinstance(ent_coef, str) and ent_coef.startswith("auto")
-    initial = ent_coef.removeprefix("auto").removeprefix("_") if learned else ent_coef
-    try:
-        value = 1.0 if initial == "" else float(initial)
-    except (TypeError, ValueError):
-        value = math.nan
-    if not value > 0:
-        raise ConfigurationError(
-            f"ent_coef={ent_coef!r} must be a positive number (a fixed coefficient), 'auto' (learned, "
-            f"starting at 1.0) or 'auto_<initial value>' such as 'auto_0.1'."
-        )
-    return value, learned
 
 
 class SAC(OffPolicyAlgorithm):
@@ -59,14 +42,12 @@ class SAC(OffPolicyAlgorithm):
     actions (as in Stable-Baselines3), so ``target_entropy`` does not depend on the env's units. Before
     ``learning_starts`` env steps, actions are uniform within the bounds.
 
-    The defaults are Stable-Baselines3's, except ``learning_starts`` (SB3: 100), which must be at least
-    ``batch_size`` here; ``experiments/sac_pendulum.yaml`` holds a tuned set. Several optimizers need
-    Lightning's manual optimization, under which ``Trainer(gradient_clip_val=...)`` is refused: use
+    The defaults are Stable-Baselines3's, except ``learning_starts`` (SB3: 100), at least ``batch_size`` here.
+    Several optimizers need manual optimization, which refuses ``Trainer(gradient_clip_val=...)``: use
     ``max_grad_norm``.
 
     Args:
         env: env id, ``Env`` subclass or factory; its action space must be a bounded ``Box``.
-        num_envs: environments stepped together.
         actor: the policy network: an ``nn.Module`` mapping a batch of observations to
             ``(batch, 2 * action_dim)``, the means then the log standard deviations of the Gaussian that tanh
             squashes, or a factory ``(observation_space, action_space) -> nn.Module``. Default: a
@@ -91,18 +72,14 @@ class SAC(OffPolicyAlgorithm):
         policy_delay: critic updates per update of the actor and the entropy coefficient.
         max_grad_norm: gradient norm clip of every optimizer (None: no clip).
         n_step: rewards summed into each target before bootstrapping.
-        total_timesteps: env steps to train for.
-        steps_per_epoch: env steps per epoch (validation and epoch metrics); default about 10,000.
-        seed: seed of envs, initialisation, exploration and replay sampling.
-        vectorization / env_kwargs / wrappers: how the envs are built (see :class:`RLAlgorithm`).
-        eval_episodes / eval_envs: deterministic episodes per validation, and envs playing them.
-        buffer_device / save_buffer: see :class:`OffPolicyAlgorithm`.
+        run: the run arguments (``num_envs``, ``seed``, ``total_timesteps``, ...; see
+            :class:`~rl_lightning.RLAlgorithm`) and ``buffer_device`` / ``save_buffer`` (see
+            :class:`~rl_lightning.OffPolicyAlgorithm`).
     """
 
     def __init__(
         self,
         env: EnvSpec = "Pendulum-v1",
-        num_envs: int = 1,
         *,
         actor: NetworkSpec = None,
         critic: NetworkSpec = None,
@@ -121,97 +98,39 @@ class SAC(OffPolicyAlgorithm):
         policy_delay: int = 1,
         max_grad_norm: float | None = None,
         n_step: int = 1,
-        total_timesteps: int = 100_000,
-        steps_per_epoch: int | None = None,
-        seed: int = 0,
-        vectorization: Vectorization = "sync",
-        env_kwargs: dict[str, Any] | None = None,
-        wrappers: Sequence[Wrapper] = (),
-        eval_episodes: int = 10,
-        eval_envs: int = 5,
-        buffer_device: str | None = None,
-        save_buffer: bool = True,
+        **run: Any,
     ) -> None:
-        check_positive(learning_rate=learning_rate, n_critics=n_critics, policy_delay=policy_delay)
-        check_fraction(tau=tau)
-        if tau == 0:
-            raise ConfigurationError("tau=0 would never update the target critics; use a value in (0, 1].")
-        if max_grad_norm is not None:
-            check_positive(max_grad_norm=max_grad_norm)
+        super().__init__(
+            env, buffer_size=buffer_size, learning_starts=learning_starts, batch_size=batch_size, gamma=gamma,
+            train_freq=train_freq, gradient_steps=gradient_steps, n_step=n_step, **run,
+        )
+        check_hyperparameters(
+            learning_rate=learning_rate, n_critics=n_critics, policy_delay=policy_delay, tau=tau,
+            max_grad_norm=max_grad_norm,
+        )
         initial_ent_coef, learn_ent_coef = parse_ent_coef(ent_coef)
         if not (target_entropy == "auto" or isinstance(target_entropy, int | float)):
-            raise ConfigurationError(
-                f"target_entropy={target_entropy!r} must be a number, or 'auto' for -action_dim."
-            )
-        super().__init__(
-            env,
-            num_envs,
-            buffer_size=buffer_size,
-            learning_starts=learning_starts,
-            batch_size=batch_size,
-            gamma=gamma,
-            train_freq=train_freq,
-            gradient_steps=gradient_steps,
-            n_step=n_step,
-            buffer_device=buffer_device,
-            save_buffer=save_buffer,
-            seed=seed,
-            total_timesteps=total_timesteps,
-            steps_per_epoch=steps_per_epoch,
-            vectorization=vectorization,
-            env_kwargs=env_kwargs,
-            wrappers=wrappers,
-            eval_episodes=eval_episodes,
-            eval_envs=eval_envs,
-        )
-        self.save_hyperparameters()
+            raise ConfigurationError(f"target_entropy={target_entropy!r} must be a number, or 'auto' for -action_dim.")
         self.automatic_optimization = False  # three optimizers, stepped in update()
         check_bounded_box_actions(self.action_space, "SAC")
         check_observation_space(self.observation_space, "SAC")
         self.action_dim = action_dim(self.action_space)
+        spaces = (self.observation_space, self.action_space)
         with self.seeded():
+            default_actor = partial(SquashedGaussianActor, *spaces, hidden_sizes)
             self.actor = build_network(
-                actor,
-                self.observation_space,
-                self.action_space,
-                lambda: SquashedGaussianActor(self.observation_space, self.action_space, hidden_sizes),
-                "actor",
+                actor, *spaces, default_actor, "actor", (2, 2 * self.action_dim),
+                f"(batch, 2 * action_dim): the means, then the log standard deviations, for {self.action_space}",
             )
-            self.critic = build_network(
-                critic,
-                self.observation_space,
-                self.action_space,
-                lambda: ContinuousQNetworks(
-                    self.observation_space, self.action_space, hidden_sizes, n_critics
-                ),
-                "critic",
-            )
-        observations = example_observations(self.observation_space)
-        check_output_shape(
-            self.actor,
-            (observations,),
-            (2, 2 * self.action_dim),
-            "actor",
-            f"(batch, 2 * action_dim): the means, then the log standard deviations, for {self.action_space}",
-        )
-        check_output_shape(
-            self.critic,
-            (observations, torch.zeros(2, self.action_dim)),
-            (2, n_critics),
-            "critic",
-            f"(batch, n_critics): one Q-value per critic, n_critics={n_critics}",
-        )
-        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+            self.critic = build_critic(critic, *spaces, hidden_sizes, n_critics)
+        self.critic_target = target_network(self.critic)
         self.action_scaling = ActionScaling(self.action_space)
         # log(alpha), a parameter so that it is in the state_dict (and learned with ent_coef="auto").
         self.learn_ent_coef = learn_ent_coef
-        self.log_ent_coef = nn.Parameter(
-            torch.tensor(math.log(initial_ent_coef)), requires_grad=learn_ent_coef
-        )
+        self.log_ent_coef = nn.Parameter(torch.tensor(math.log(initial_ent_coef)), requires_grad=learn_ent_coef)
         self.target_entropy = -float(self.action_dim) if target_entropy == "auto" else float(target_entropy)
         self.learning_rate, self.tau, self.policy_delay = learning_rate, tau, policy_delay
         self.max_grad_norm = max_grad_norm
-        self.updates = 0  # critic updates so far: the actor is updated every policy_delay of them
 
     def sample(self, observations: Tensor) -> tuple[Tensor, Tensor]:
         """Actions in [-1, 1] drawn from the policy (reparameterised), and their log-probabilities."""
@@ -225,8 +144,7 @@ class SAC(OffPolicyAlgorithm):
         if deterministic:
             actions = torch.tanh(self.actor(observations).float()[:, : self.action_dim])
         elif self.env_steps < self.learning_starts:
-            actions = torch.empty(observations.shape[0], self.action_dim, device=observations.device)
-            actions.uniform_(-1.0, 1.0, generator=self.generator)
+            actions = self.uniform_actions(observations.shape[0], self.action_dim, observations.device)
         else:
             actions, _ = self.sample(observations)
         return self.action_scaling.to_bounds(actions)
@@ -278,10 +196,3 @@ class SAC(OffPolicyAlgorithm):
         if self.learn_ent_coef:
             optimizers.append(self.make_optimizer([self.log_ent_coef], self.learning_rate))
         return optimizers
-
-    def rl_state_dict(self) -> dict[str, Any]:
-        return {**super().rl_state_dict(), "updates": self.updates}
-
-    def load_rl_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_rl_state_dict(state)
-        self.updates = state["updates"]

@@ -1,7 +1,9 @@
-"""Hyperparameters that change over training: a constant, or RL Baselines3 Zoo's ``"lin_<initial>"``."""
+"""Hyperparameters that change over training: RL Baselines3 Zoo's ``"lin_<initial>"`` schedules, and SAC's
+learned entropy coefficient (``"auto"``)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from rl_lightning.errors import ConfigurationError
@@ -43,3 +45,19 @@ class Schedule:
                 f"linear decay to 0 over total_timesteps."
             )
         return cls(initial, linear)
+
+
+def parse_ent_coef(ent_coef: float | str) -> tuple[float, bool]:
+    """``ent_coef`` as (initial value, learned?): numbers are fixed, ``"auto"``, ``"auto_<init>"`` learned."""
+    learned = isinstance(ent_coef, str) and ent_coef.startswith("auto")
+    initial = ent_coef.removeprefix("auto").removeprefix("_") if learned else ent_coef
+    try:
+        value = 1.0 if initial == "" else float(initial)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not value > 0:
+        raise ConfigurationError(
+            f"ent_coef={ent_coef!r} must be a positive number (a fixed coefficient), 'auto' (learned, "
+            f"starting at 1.0) or 'auto_<initial value>' such as 'auto_0.1'."
+        )
+    return value, learned

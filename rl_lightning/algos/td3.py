@@ -1,9 +1,9 @@
-"""Twin Delayed DDPG (Fujimoto et al., 2018), and DDPG (Lillicrap et al., 2016) as its special case."""
+"""Twin Delayed DDPG (Fujimoto et al., 2018)."""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import torch
@@ -12,18 +12,16 @@ from torch import Tensor
 from rl_lightning.algos.off_policy import OffPolicyAlgorithm
 from rl_lightning.buffers import ReplayBatch
 from rl_lightning.envs import EnvSpec, check_bounded_box_actions, check_observation_space
-from rl_lightning.envs.factory import Vectorization, Wrapper
-from rl_lightning.errors import ConfigurationError, check_fraction, check_positive
+from rl_lightning.errors import check_hyperparameters
 from rl_lightning.nets import (
     ActionScaling,
-    ContinuousQNetworks,
     DeterministicActor,
     NetworkSpec,
     action_dim,
+    build_critic,
     build_network,
-    check_output_shape,
-    example_observations,
     polyak_update,
+    target_network,
 )
 
 
@@ -58,7 +56,6 @@ class TD3(OffPolicyAlgorithm):
 
     Args:
         env: env id, ``Env`` subclass or factory; its action space must be a bounded ``Box``.
-        num_envs: environments stepped together.
         actor: the policy network: an ``nn.Module`` mapping a batch of observations to
             ``(batch, action_dim)`` actions in [-1, 1] (end it with a tanh), or a factory
             ``(observation_space, action_space) -> nn.Module``. Default: a
@@ -83,18 +80,14 @@ class TD3(OffPolicyAlgorithm):
         target_noise_clip: bound on the absolute value of that noise.
         max_grad_norm: gradient norm clip of both optimizers (None: no clip).
         n_step: rewards summed into each target before bootstrapping.
-        total_timesteps: env steps to train for.
-        steps_per_epoch: env steps per epoch (validation and epoch metrics); default about 10,000.
-        seed: seed of envs, initialisation, exploration and replay sampling.
-        vectorization / env_kwargs / wrappers: how the envs are built (see :class:`RLAlgorithm`).
-        eval_episodes / eval_envs: deterministic episodes per validation, and envs playing them.
-        buffer_device / save_buffer: see :class:`OffPolicyAlgorithm`.
+        run: the run arguments (``num_envs``, ``seed``, ``total_timesteps``, ...; see
+            :class:`~rl_lightning.RLAlgorithm`) and ``buffer_device`` / ``save_buffer`` (see
+            :class:`~rl_lightning.OffPolicyAlgorithm`).
     """
 
     def __init__(
         self,
         env: EnvSpec = "Pendulum-v1",
-        num_envs: int = 1,
         *,
         actor: NetworkSpec = None,
         critic: NetworkSpec = None,
@@ -114,96 +107,34 @@ class TD3(OffPolicyAlgorithm):
         target_noise_clip: float = 0.5,
         max_grad_norm: float | None = None,
         n_step: int = 1,
-        total_timesteps: int = 100_000,
-        steps_per_epoch: int | None = None,
-        seed: int = 0,
-        vectorization: Vectorization = "sync",
-        env_kwargs: dict[str, Any] | None = None,
-        wrappers: Sequence[Wrapper] = (),
-        eval_episodes: int = 10,
-        eval_envs: int = 5,
-        buffer_device: str | None = None,
-        save_buffer: bool = True,
+        **run: Any,
     ) -> None:
-        check_positive(learning_rate=learning_rate, n_critics=n_critics, policy_delay=policy_delay)
-        check_fraction(tau=tau)
-        if tau == 0:
-            raise ConfigurationError("tau=0 would never update the target networks; use a value in (0, 1].")
-        for name, value in (
-            ("action_noise", action_noise),
-            ("target_policy_noise", target_policy_noise),
-            ("target_noise_clip", target_noise_clip),
-        ):
-            if value < 0:
-                raise ConfigurationError(f"{name}={value} must be >= 0 (0 turns it off).")
-        if max_grad_norm is not None:
-            check_positive(max_grad_norm=max_grad_norm)
         super().__init__(
-            env,
-            num_envs,
-            buffer_size=buffer_size,
-            learning_starts=learning_starts,
-            batch_size=batch_size,
-            gamma=gamma,
-            train_freq=train_freq,
-            gradient_steps=gradient_steps,
-            n_step=n_step,
-            buffer_device=buffer_device,
-            save_buffer=save_buffer,
-            seed=seed,
-            total_timesteps=total_timesteps,
-            steps_per_epoch=steps_per_epoch,
-            vectorization=vectorization,
-            env_kwargs=env_kwargs,
-            wrappers=wrappers,
-            eval_episodes=eval_episodes,
-            eval_envs=eval_envs,
+            env, buffer_size=buffer_size, learning_starts=learning_starts, batch_size=batch_size, gamma=gamma,
+            train_freq=train_freq, gradient_steps=gradient_steps, n_step=n_step, **run,
         )
-        self.save_hyperparameters()
+        check_hyperparameters(
+            learning_rate=learning_rate, n_critics=n_critics, policy_delay=policy_delay, tau=tau,
+            action_noise=action_noise, target_policy_noise=target_policy_noise, target_noise_clip=target_noise_clip,
+            max_grad_norm=max_grad_norm,
+        )
         self.automatic_optimization = False  # two optimizers, stepped in update()
         name = type(self).__name__
         check_bounded_box_actions(self.action_space, name)
         check_observation_space(self.observation_space, name)
         self.action_dim = action_dim(self.action_space)
+        spaces = (self.observation_space, self.action_space)
         with self.seeded():
             self.actor = build_network(
-                actor,
-                self.observation_space,
-                self.action_space,
-                lambda: DeterministicActor(self.observation_space, self.action_space, hidden_sizes),
-                "actor",
+                actor, *spaces, partial(DeterministicActor, *spaces, hidden_sizes), "actor", (2, self.action_dim),
+                f"(batch, action_dim): actions in [-1, 1] for {self.action_space}",
             )
-            self.critic = build_network(
-                critic,
-                self.observation_space,
-                self.action_space,
-                lambda: ContinuousQNetworks(
-                    self.observation_space, self.action_space, hidden_sizes, n_critics
-                ),
-                "critic",
-            )
-        observations = example_observations(self.observation_space)
-        check_output_shape(
-            self.actor,
-            (observations,),
-            (2, self.action_dim),
-            "actor",
-            f"(batch, action_dim): actions in [-1, 1] for {self.action_space}",
-        )
-        check_output_shape(
-            self.critic,
-            (observations, torch.zeros(2, self.action_dim)),
-            (2, n_critics),
-            "critic",
-            f"(batch, n_critics): one Q-value per critic, n_critics={n_critics}",
-        )
-        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
-        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+            self.critic = build_critic(critic, *spaces, hidden_sizes, n_critics)
+        self.actor_target, self.critic_target = target_network(self.actor), target_network(self.critic)
         self.action_scaling = ActionScaling(self.action_space)
         self.learning_rate, self.tau, self.policy_delay = learning_rate, tau, policy_delay
         self.action_noise, self.max_grad_norm = action_noise, max_grad_norm
         self.target_policy_noise, self.target_noise_clip = target_policy_noise, target_noise_clip
-        self.updates = 0  # critic updates so far: the actor is updated every policy_delay of them
 
     @torch.no_grad()
     def act(self, observations: Tensor, deterministic: bool = False) -> Tensor:
@@ -212,8 +143,7 @@ class TD3(OffPolicyAlgorithm):
         Before ``learning_starts`` env steps, training actions are uniform within the bounds.
         """
         if not deterministic and self.env_steps < self.learning_starts:
-            actions = torch.empty(observations.shape[0], self.action_dim, device=observations.device)
-            actions.uniform_(-1.0, 1.0, generator=self.generator)
+            actions = self.uniform_actions(observations.shape[0], self.action_dim, observations.device)
         else:
             actions = self.actor(observations).float()
             if not deterministic and self.action_noise > 0:
@@ -258,95 +188,3 @@ class TD3(OffPolicyAlgorithm):
             self.make_optimizer(self.actor.parameters(), self.learning_rate),
             self.make_optimizer(self.critic.parameters(), self.learning_rate),
         ]
-
-    def rl_state_dict(self) -> dict[str, Any]:
-        return {**super().rl_state_dict(), "updates": self.updates}
-
-    def load_rl_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_rl_state_dict(state)
-        self.updates = state["updates"]
-
-
-class DDPG(TD3):
-    """Deep Deterministic Policy Gradient: TD3 with one critic, no policy delay and no target smoothing.
-
-    Each update regresses the critic on ``r + gamma^n * Q_target(s', pi_target(s'))``, moves the actor to
-    maximise ``Q(s, pi(s))`` and the targets toward both by Polyak averaging. Gaussian exploration noise
-    replaces the paper's Ornstein-Uhlenbeck process, as in TD3 and Stable-Baselines3's tuned sets.
-
-    Args:
-        env: env id, ``Env`` subclass or factory; its action space must be a bounded ``Box``.
-        num_envs: environments stepped together.
-        actor: the policy network (see :class:`TD3`).
-        critic: the Q-network: a module mapping ``(observations, actions)`` in [-1, 1] to ``(batch, 1)``, or
-            a factory. Default: a :class:`~rl_lightning.nets.ContinuousQNetworks` with one MLP.
-        hidden_sizes / learning_rate / buffer_size / learning_starts / batch_size / tau / gamma / train_freq /
-            gradient_steps / action_noise / max_grad_norm / n_step: as for :class:`TD3`.
-        total_timesteps / steps_per_epoch / seed / vectorization / env_kwargs / wrappers / eval_episodes /
-            eval_envs / buffer_device / save_buffer: as for :class:`TD3`.
-    """
-
-    def __init__(
-        self,
-        env: EnvSpec = "Pendulum-v1",
-        num_envs: int = 1,
-        *,
-        actor: NetworkSpec = None,
-        critic: NetworkSpec = None,
-        hidden_sizes: Sequence[int] = (400, 300),
-        learning_rate: float = 1e-3,
-        buffer_size: int = 1_000_000,
-        learning_starts: int = 256,
-        batch_size: int = 256,
-        tau: float = 0.005,
-        gamma: float = 0.99,
-        train_freq: int = 1,
-        gradient_steps: int = 1,
-        action_noise: float = 0.1,
-        max_grad_norm: float | None = None,
-        n_step: int = 1,
-        total_timesteps: int = 100_000,
-        steps_per_epoch: int | None = None,
-        seed: int = 0,
-        vectorization: Vectorization = "sync",
-        env_kwargs: dict[str, Any] | None = None,
-        wrappers: Sequence[Wrapper] = (),
-        eval_episodes: int = 10,
-        eval_envs: int = 5,
-        buffer_device: str | None = None,
-        save_buffer: bool = True,
-    ) -> None:
-        super().__init__(
-            env,
-            num_envs,
-            actor=actor,
-            critic=critic,
-            hidden_sizes=hidden_sizes,
-            n_critics=1,
-            learning_rate=learning_rate,
-            buffer_size=buffer_size,
-            learning_starts=learning_starts,
-            batch_size=batch_size,
-            tau=tau,
-            gamma=gamma,
-            train_freq=train_freq,
-            gradient_steps=gradient_steps,
-            action_noise=action_noise,
-            policy_delay=1,
-            target_policy_noise=0.0,
-            target_noise_clip=0.0,
-            max_grad_norm=max_grad_norm,
-            n_step=n_step,
-            total_timesteps=total_timesteps,
-            steps_per_epoch=steps_per_epoch,
-            seed=seed,
-            vectorization=vectorization,
-            env_kwargs=env_kwargs,
-            wrappers=wrappers,
-            eval_episodes=eval_episodes,
-            eval_envs=eval_envs,
-            buffer_device=buffer_device,
-            save_buffer=save_buffer,
-        )
-        # TD3 saved its own arguments too; drop those DDPG fixes, so that a checkpoint rebuilds DDPG.
-        self.save_hyperparameters(ignore=["n_critics", "policy_delay", "target_policy_noise", "target_noise_clip"])

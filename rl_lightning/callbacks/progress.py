@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 from lightning.pytorch.utilities import rank_zero_info
 
-from rl_lightning.algos.base import RLAlgorithm
+from rl_lightning import metric_names
 
-SHORT_NAMES = {"train/episode_return": "return", "val/return_mean": "eval"}
+if TYPE_CHECKING:
+    from rl_lightning.algos.base import RLAlgorithm
+
+SHORT_NAMES = {metric_names.TRAIN_RETURN: "return", metric_names.VAL_RETURN: "eval"}
 """How the progress bar labels the metrics that ``RLAlgorithm`` logs with ``prog_bar=True``."""
 
 
@@ -56,7 +59,7 @@ class RLProgressBar(TQDMProgressBar):
         shown = {short: metrics[key] for key, short in SHORT_NAMES.items() if key in metrics}
         for key, value in metrics.items():
             # The bar shows its own live rate; the version number says nothing about progress.
-            if key not in SHORT_NAMES and key not in ("v_num", "env_steps_per_sec"):
+            if key not in SHORT_NAMES and key not in ("v_num", metric_names.ENV_STEPS_PER_SEC):
                 shown[key] = value
         return shown
 
@@ -112,11 +115,11 @@ class RLProgressBar(TQDMProgressBar):
         self._reported_steps = steps
         metrics = trainer.progress_bar_metrics
         parts = [f"{steps:,}/{pl_module.total_timesteps:,} env steps ({100 * steps / pl_module.total_timesteps:.0f}%)"]
-        if "env_steps_per_sec" in metrics:
+        if metric_names.ENV_STEPS_PER_SEC in metrics:
             parts.append(f"{metrics['env_steps_per_sec']:,.0f} env steps/s")
-        if "train/episode_return" in metrics:
+        if metric_names.TRAIN_RETURN in metrics:
             parts.append(f"return {metrics['train/episode_return']:.1f}")
-        if "val/return_mean" in metrics:
+        if metric_names.VAL_RETURN in metrics:
             parts.append(f"eval return {metrics['val/return_mean']:.1f}")
         # Called when the next epoch starts or training ends: either way the reported epoch is the last completed.
         rank_zero_info(f"epoch {trainer.current_epoch - 1}: " + ", ".join(parts))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -14,9 +14,12 @@ from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_warn
 
-from rl_lightning.algos.base import EVAL_SEED_OFFSET, RLAlgorithm
+from rl_lightning import seeding
 from rl_lightning.data import Collector, Episodes, evaluate_policy
 from rl_lightning.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from rl_lightning.algos.base import RLAlgorithm
 
 VIDEO_INSTALL_HINT = "pip install 'rl-lightning[video]'"
 
@@ -130,9 +133,7 @@ def record_episodes(algorithm: RLAlgorithm, paths: Sequence[Path], seed: int, fp
     collector = Collector(_EpisodeRecorder(open_render_env(algorithm, seed), paths, fps), algorithm.device)
     try:
         with torch.no_grad():
-            return evaluate_policy(
-                lambda observations: algorithm.act(observations, deterministic=True), collector, len(paths), seed
-            )
+            return evaluate_policy(algorithm, collector, len(paths), seed)
     finally:
         collector.close()
 
@@ -180,7 +181,8 @@ class EvalVideo(Callback):
             return
         path = run_directory(trainer) / "videos" / f"eval_env_steps={pl_module.env_steps}.mp4"
         try:
-            record_episodes(pl_module, [path], seed=pl_module.seed + EVAL_SEED_OFFSET, fps=self.fps)
+            seed = seeding.eval_env_seed(pl_module.seed, 0, pl_module.eval_envs)  # the first evaluation episode's
+            record_episodes(pl_module, [path], seed=seed, fps=self.fps)
         except RenderError as error:
             rank_zero_warn(f"EvalVideo: no videos for this run: {error}.")
             self.renders = False

@@ -1,6 +1,6 @@
 """Data pipeline: the collector stepping the envs, and the datasets feeding the Trainer."""
 
-from rl_lightning.data.collector import Collector, Episodes, Transition, evaluate_policy
+from rl_lightning.data.collector import Collector, Episodes, Policy, PolicyState, Transition, evaluate_policy
 from rl_lightning.data.replay_dataset import Learner, ReplayDataset
 from rl_lightning.data.rollout_dataset import OnPolicyLearner, RolloutDataset, RolloutStep
 
@@ -9,6 +9,8 @@ __all__ = [
     "Episodes",
     "Learner",
     "OnPolicyLearner",
+    "Policy",
+    "PolicyState",
     "ReplayDataset",
     "RolloutDataset",
     "RolloutStep",

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -12,6 +11,24 @@ from gymnasium.vector import VectorEnv
 from torch import Tensor
 
 from rl_lightning.envs import EnvStateError, load_vector_env_state, seed_vector_env, vector_env_state
+
+PolicyState = Any
+"""What a policy with memory carries from one step to the next (e.g. an LSTM's hidden and cell states); None for
+a memoryless policy, and at the start of collection."""
+
+
+class Policy(Protocol):
+    """The policy contract that collection, evaluation, videos and ``rl-lightning evaluate`` use."""
+
+    def policy_step(
+        self, observations: Tensor, state: PolicyState, episode_starts: Tensor, deterministic: bool = False
+    ) -> tuple[Tensor, PolicyState]:
+        """Actions for ``observations`` and the state to pass with the next ones.
+
+        ``episode_starts`` (bool, ``(num_envs,)``, on the host for numpy envs) marks the envs whose observation
+        is the first of an episode: a policy with memory resets its state there.
+        """
+        ...
 
 
 class Transition(NamedTuple):
@@ -62,7 +79,9 @@ class Collector:
         self.device = torch.device(device)
         self._on_cpu = self.device.type == "cpu"
         self.observations: Tensor | None = None
+        self.policy_state: PolicyState = None
         self._autoreset = np.zeros(self.num_envs, dtype=bool)
+        self._episode_starts = np.ones(self.num_envs, dtype=bool)
         self._episode_returns = np.zeros(self.num_envs, dtype=np.float64)
         self._episode_lengths = np.zeros(self.num_envs, dtype=np.int64)
         self._finished: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -79,11 +98,20 @@ class Collector:
     def reset(self, seed: int, rank: int = 0) -> Tensor:
         """Reset every sub-env with seeds derived from ``seed`` and ``rank``; forget unfinished episodes."""
         self.observations = self._to_tensor(seed_vector_env(self.env, seed, rank))
+        self.policy_state = None
         self._autoreset[:] = False
+        self._episode_starts[:] = True
         self._episode_returns[:] = 0.0
         self._episode_lengths[:] = 0
         self._finished.clear()
         return self.observations
+
+    def act(self, policy: Policy, deterministic: bool = False) -> Tensor:
+        """``policy``'s actions for the current observations; its state is kept here, one per env."""
+        actions, self.policy_state = policy.policy_step(
+            self.observations, self.policy_state, torch.from_numpy(self._episode_starts), deterministic
+        )
+        return actions
 
     def step(self, actions: Tensor, env_actions: Tensor | None = None) -> Transition:
         """Step every sub-env with ``actions`` (``env_actions``, e.g. clipped ones, are sent instead if given)."""
@@ -105,6 +133,8 @@ class Collector:
             self._finished.append((ended, self._episode_returns[ended], self._episode_lengths[ended]))
             self._episode_returns[ended] = 0.0
             self._episode_lengths[ended] = 0
+        # An observation after the autoreset step is the first of an episode.
+        self._episode_starts = self._autoreset
         self._autoreset = done
 
         transition = Transition(
@@ -154,6 +184,8 @@ class Collector:
             "env_error": env_error,
             "observations": None if self.observations is None else self.observations.cpu(),
             "autoreset": torch.from_numpy(self._autoreset.copy()),
+            "episode_starts": torch.from_numpy(self._episode_starts.copy()),
+            "policy_state": _to_device(self.policy_state, "cpu"),
             "episode_returns": torch.from_numpy(self._episode_returns.copy()),
             "episode_lengths": torch.from_numpy(self._episode_lengths.copy()),
             "finished": [torch.from_numpy(part.copy()) for part in finished],
@@ -172,6 +204,10 @@ class Collector:
         obs = state["observations"]
         self.observations = None if obs is None else obs.to(self.device)
         self._autoreset = state["autoreset"].numpy().copy()
+        # States saved before policies could carry state hold neither: every env is then mid-episode, stateless.
+        starts = state.get("episode_starts")
+        self._episode_starts = np.zeros(self.num_envs, bool) if starts is None else starts.numpy().copy()
+        self.policy_state = _to_device(state.get("policy_state"), self.device)
         self._episode_returns = state["episode_returns"].numpy().copy()
         self._episode_lengths = state["episode_lengths"].numpy().copy()
         env_indices, returns, lengths = (part.numpy() for part in state["finished"])
@@ -181,10 +217,19 @@ class Collector:
         self.env.close()
 
 
-def evaluate_policy(
-    policy: Callable[[Tensor], Tensor], collector: Collector, episodes: int, seed: int
-) -> Episodes:
-    """Play ``episodes`` whole episodes with ``policy`` and return them.
+def _to_device(state: PolicyState, device: torch.device | str) -> PolicyState:
+    """A policy state (tensors in tuples, lists and dicts, or None) with every tensor moved to ``device``."""
+    if isinstance(state, Tensor):
+        return state.to(device)
+    if isinstance(state, tuple | list):
+        return type(state)(_to_device(item, device) for item in state)
+    if isinstance(state, dict):
+        return {key: _to_device(value, device) for key, value in state.items()}
+    return state
+
+
+def evaluate_policy(policy: Policy, collector: Collector, episodes: int, seed: int) -> Episodes:
+    """Play ``episodes`` whole episodes with ``policy``'s deterministic actions and return them.
 
     Each sub-env plays a fixed share of the episodes (the first ``episodes % num_envs`` envs one more),
     so short episodes are not over-represented, and every call starts from the same seeded states.
@@ -195,7 +240,7 @@ def evaluate_policy(
     kept: list[Episodes] = []
     played = np.zeros_like(quota)
     while (played < quota).any():
-        collector.step(policy(collector.observations))
+        collector.step(collector.act(policy, deterministic=True))
         finished = collector.pop_episodes()
         for env_index, ret, length in zip(*finished):
             if played[env_index] < quota[env_index]:

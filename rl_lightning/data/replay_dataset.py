@@ -6,21 +6,18 @@ from collections.abc import Iterator
 from typing import Protocol
 
 import torch
-from torch import Tensor
 from torch.utils.data import IterableDataset
 
 from rl_lightning.buffers import ReplayBatch, ReplayBuffer
-from rl_lightning.data.collector import Collector
+from rl_lightning.data.collector import Collector, Policy
 from rl_lightning.distributed import min_over_ranks
 
 
-class Learner(Protocol):
-    """What a dataset needs of the module it feeds."""
+class Learner(Policy, Protocol):
+    """What a dataset needs of the module it feeds: a policy, and the env-step clock."""
 
     env_steps: int
     """Environment steps taken so far, over all envs and all processes."""
-
-    def act(self, observations: Tensor, deterministic: bool = False) -> Tensor: ...
 
 
 class ReplayDataset(IterableDataset):
@@ -74,7 +71,7 @@ class ReplayDataset(IterableDataset):
         learner, collector = self.learner, self.collector
         for _ in range(self.vector_steps_per_round):
             with torch.no_grad():
-                actions = learner.act(collector.observations)
+                actions = collector.act(learner)
             self.buffer.add(*collector.step(actions))
             learner.env_steps += self.steps_per_env_step
             if learner.env_steps >= until:

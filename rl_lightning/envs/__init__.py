@@ -2,6 +2,8 @@
 
 from rl_lightning.envs.factory import (
     EnvSpec,
+    Vectorization,
+    Wrapper,
     check_env_id,
     env_name,
     env_seeds,
@@ -13,12 +15,15 @@ from rl_lightning.envs.spaces import (
     check_bounded_box_actions,
     check_discrete_actions,
     check_observation_space,
+    torch_dtype,
 )
 from rl_lightning.envs.state import EnvStateError, load_vector_env_state, vector_env_state
 
 __all__ = [
     "EnvSpec",
     "EnvStateError",
+    "Vectorization",
+    "Wrapper",
     "check_bounded_box_actions",
     "check_discrete_actions",
     "check_env_id",
@@ -29,5 +34,6 @@ __all__ = [
     "make_vector_env",
     "probe_spaces",
     "seed_vector_env",
+    "torch_dtype",
     "vector_env_state",
 ]

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 from rl_lightning.errors import ConfigurationError
+
+
+def torch_dtype(space: gym.Space) -> torch.dtype:
+    """The tensor dtype that stores samples of ``space`` (float64 becomes float32)."""
+    if isinstance(space, gym.spaces.Discrete):
+        return torch.long
+    dtype = np.dtype(space.dtype)
+    if dtype == np.float64:
+        return torch.float32
+    return torch.from_numpy(np.zeros(0, dtype=dtype)).dtype
 
 
 def describe(space: gym.Space) -> str:

@@ -7,6 +7,7 @@ from rl_lightning.nets.continuous import (
     DeterministicActor,
     SquashedGaussianActor,
     action_dim,
+    build_critic,
     sample_squashed_gaussian,
 )
 from rl_lightning.nets.encoders import FlattenEncoder, NatureCNN, OneHotEncoder, is_image_space, make_encoder
@@ -25,7 +26,7 @@ from rl_lightning.nets.policies import (
     make_action_head,
     orthogonal_init,
 )
-from rl_lightning.nets.polyak import polyak_update
+from rl_lightning.nets.polyak import polyak_update, target_network
 from rl_lightning.nets.q import QNetwork
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "RunningMeanStd",
     "SquashedGaussianActor",
     "action_dim",
+    "build_critic",
     "build_network",
     "check_output_shape",
     "default_actor",
@@ -59,4 +61,5 @@ __all__ = [
     "orthogonal_init",
     "polyak_update",
     "sample_squashed_gaussian",
+    "target_network",
 ]

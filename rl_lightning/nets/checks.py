@@ -21,23 +21,32 @@ def build_network(
     action_space: gym.Space,
     default: Callable[[], nn.Module],
     name: str,
+    output_shape: tuple[int, ...] | None = None,
+    meaning: str = "",
 ) -> nn.Module:
-    """The module of ``spec``: itself, what its factory builds from the spaces, or ``default()`` for None."""
+    """The module of ``spec``: itself, what its factory builds from the spaces, or ``default()`` for None.
+
+    With ``output_shape``, the module is refused (:func:`check_output_shape`) unless a batch of 2 example
+    observations gives an output of that shape, which means ``meaning``.
+    """
     if spec is None:
-        return default()
-    if isinstance(spec, nn.Module):
-        return spec
-    if callable(spec):
-        built = spec(observation_space, action_space)
-        if not isinstance(built, nn.Module):
+        network = default()
+    elif isinstance(spec, nn.Module):
+        network = spec
+    elif callable(spec):
+        network = spec(observation_space, action_space)
+        if not isinstance(network, nn.Module):
             raise ConfigurationError(
-                f"{name}={spec!r} returned {type(built).__name__}; a network factory must return an nn.Module "
+                f"{name}={spec!r} returned {type(network).__name__}; a network factory must return an nn.Module "
                 f"when called with (observation_space, action_space)."
             )
-        return built
-    raise ConfigurationError(
-        f"{name}={spec!r} is neither an nn.Module nor a factory of (observation_space, action_space)."
-    )
+    else:
+        raise ConfigurationError(
+            f"{name}={spec!r} is neither an nn.Module nor a factory of (observation_space, action_space)."
+        )
+    if output_shape is not None:
+        check_output_shape(network, (example_observations(observation_space),), output_shape, name, meaning)
+    return network
 
 
 def example_observations(space: gym.Space, batch: int = 2) -> torch.Tensor:

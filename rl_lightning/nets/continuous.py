@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import partial
 
 import gymnasium as gym
 import numpy as np
@@ -16,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rl_lightning.nets.checks import NetworkSpec, build_network, check_output_shape, example_observations
 from rl_lightning.nets.encoders import make_encoder
 from rl_lightning.nets.mlp import mlp
 
@@ -154,3 +156,18 @@ class ContinuousQNetworks(nn.Module):
     def forward(self, observations: Tensor, actions: Tensor) -> Tensor:
         inputs = torch.cat([self.encoder(observations), actions.flatten(1)], dim=1)
         return torch.cat([q_network(inputs) for q_network in self.q_networks], dim=1)
+
+
+def build_critic(
+    spec: NetworkSpec, observation_space: gym.Space, action_space: gym.spaces.Box, hidden_sizes: Sequence[int],
+    n_critics: int,
+) -> nn.Module:
+    """The Q-networks of SAC, TD3 and DDPG: ``spec`` built, or ``n_critics`` MLPs, refused unless they map
+    ``(observations, actions in [-1, 1])`` to ``(batch, n_critics)``."""
+    default = partial(ContinuousQNetworks, observation_space, action_space, hidden_sizes, n_critics)
+    critic = build_network(spec, observation_space, action_space, default, "critic")
+    check_output_shape(
+        critic, (example_observations(observation_space), torch.zeros(2, action_dim(action_space))), (2, n_critics),
+        "critic", f"(batch, n_critics): one Q-value per critic, n_critics={n_critics}",
+    )
+    return critic

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -22,3 +24,8 @@ def polyak_update(target: nn.Module, online: nn.Module, tau: float) -> None:
         target_buffers = list(target.buffers())
         if target_buffers:
             torch._foreach_copy_(target_buffers, list(online.buffers()))
+
+
+def target_network(online: nn.Module) -> nn.Module:
+    """A frozen copy of ``online`` to compute targets with (moved by :func:`polyak_update`, never by gradients)."""
+    return copy.deepcopy(online).requires_grad_(False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import pickle
 import shutil
 import subprocess
 import time
@@ -231,8 +232,27 @@ def assert_same(expected: Any, got: Any, where: str = "checkpoint") -> None:
             assert_same(value, other, f"{where}[{index}]")
     elif isinstance(expected, torch.Tensor):
         assert torch.equal(expected, got), where
-    elif not isinstance(expected, bytes):  # pickled envs: equal states need not pickle to equal bytes
+    elif isinstance(expected, bytes):  # pickled envs: equal states need not pickle to equal bytes
+        assert env_states(expected) == env_states(got), where
+    else:
         assert expected == got, where
+
+
+def env_states(pickled: bytes) -> list[tuple]:
+    """What a pickled SyncVectorEnv of CartPoles holds that decides its future: each sub-env's physics, step
+    count and generator, and the action space's generator."""
+    attributes = pickle.loads(pickled)
+    return [
+        *(
+            (
+                tuple(env.unwrapped.state.tolist()),
+                env.get_wrapper_attr("_elapsed_steps"),
+                str(env.unwrapped.np_random.bit_generator.state),
+            )
+            for env in attributes["envs"]
+        ),
+        (str(attributes["single_action_space"].np_random.bit_generator.state),),
+    ]
 
 
 def test_a_ddp_run_resumed_from_a_checkpoint_restores_every_rank_and_ends_as_if_never_stopped(

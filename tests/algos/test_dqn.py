@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import gymnasium as gym
-import lightning as L
 import pytest
 import torch
 import yaml
@@ -14,39 +13,10 @@ from torch import nn
 
 from rl_lightning import DQN, ConfigurationError
 from rl_lightning.buffers import ReplayBatch
+from tests.helpers import DQN_SMALL as SMALL
+from tests.helpers import parameters, trainer
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
-
-# A run short enough for unit tests: 2 epochs of 512 env steps, updates from step 256.
-SMALL = dict(
-    hidden_sizes=(32,),
-    learning_starts=256,
-    batch_size=32,
-    train_freq=4,
-    gradient_steps=1,
-    target_update_interval=100,
-    total_timesteps=1024,
-    steps_per_epoch=512,
-    eval_episodes=2,
-    eval_envs=2,
-)
-
-
-def trainer(**overrides) -> L.Trainer:
-    options = dict(
-        max_epochs=-1,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-    )
-    return L.Trainer(**{**options, **overrides})
-
-
-def parameters(module: nn.Module) -> list[torch.Tensor]:
-    return [p.detach().clone() for p in module.parameters()]
 
 
 class TutorialQNet(nn.Module):

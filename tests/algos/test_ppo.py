@@ -6,7 +6,6 @@ import math
 from pathlib import Path
 
 import gymnasium as gym
-import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -16,49 +15,10 @@ from torch import nn
 
 from rl_lightning import PPO, ConfigurationError
 from rl_lightning.buffers import RolloutBatch
+from tests.helpers import PPO_SMALL as SMALL
+from tests.helpers import Constant, TupleObservations, parameters, trainer
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
-
-# A run short enough for unit tests: 2 epochs of 2 rollouts of 32 steps of 2 envs.
-SMALL = dict(
-    num_envs=2,
-    hidden_sizes=(16,),
-    n_steps=32,
-    batch_size=16,
-    n_epochs=2,
-    total_timesteps=256,
-    steps_per_epoch=128,
-    eval_episodes=2,
-    eval_envs=2,
-)
-
-
-def trainer(**overrides) -> L.Trainer:
-    options = dict(
-        max_epochs=-1,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-    )
-    return L.Trainer(**{**options, **overrides})
-
-
-def parameters(module: nn.Module) -> list[torch.Tensor]:
-    return [p.detach().clone() for p in module.parameters()]
-
-
-class Constant(nn.Module):
-    """A network whose output ignores the observations: ``values`` repeated over the batch."""
-
-    def __init__(self, *values: float) -> None:
-        super().__init__()
-        self.values = nn.Parameter(torch.tensor(values))
-
-    def forward(self, observations: torch.Tensor) -> torch.Tensor:
-        return self.values.expand(observations.shape[0], -1)
 
 
 class TutorialActor(nn.Module):
@@ -180,11 +140,6 @@ def test_target_kl_skips_the_rest_of_the_rollout():
 
 
 # ---------------------------------------------------------------------------------------------- bad input
-class TupleObservations(gym.Env):
-    observation_space = gym.spaces.Tuple((gym.spaces.Discrete(2), gym.spaces.Discrete(3)))
-    action_space = gym.spaces.Discrete(2)
-
-
 class TupleActions(gym.Env):
     observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
     action_space = gym.spaces.Tuple((gym.spaces.Discrete(2), gym.spaces.Discrete(3)))

@@ -30,11 +30,12 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from rl_lightning import DQN, PPO, ConfigurationError
 from rl_lightning.algos.checkpointing import (
     AtomicCheckpointIO,
-    default_checkpoint_callback,
     global_rng_state,
     set_global_rng_state,
+    use_resume_checkpoints,
 )
 from rl_lightning.cli import main
+from tests.helpers import trainer as quiet_trainer
 from tests.toy_envs import counting_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -272,16 +273,8 @@ SMALL = dict(
 
 
 def trainer(root: Path, **overrides: Any) -> L.Trainer:
-    options = dict(
-        max_epochs=-1,
-        accelerator="cpu",
-        logger=False,
-        default_root_dir=root,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-    )
-    return L.Trainer(**{**options, **overrides})
+    """A quiet Trainer that keeps Lightning's default checkpointing, writing under ``root``."""
+    return quiet_trainer(**{"default_root_dir": root, "enable_checkpointing": True, **overrides})
 
 
 def test_by_default_last_ckpt_is_written_atomically_every_epoch(tmp_path: Path) -> None:
@@ -302,10 +295,17 @@ def test_by_default_last_ckpt_is_written_atomically_every_epoch(tmp_path: Path) 
 
 
 def test_checkpoint_callbacks_of_ones_own_are_kept(tmp_path: Path) -> None:
-    assert default_checkpoint_callback(trainer(tmp_path)) is not None
+    default = trainer(tmp_path)
+    use_resume_checkpoints(default, tmp_path / "checkpoints")
+    (callback,) = default.checkpoint_callbacks
+    assert (callback.filename, callback.dirpath) == ("last", str(tmp_path / "checkpoints"))
     own = ModelCheckpoint(monitor="val/return_mean", mode="max")
-    assert default_checkpoint_callback(trainer(tmp_path, callbacks=[own])) is None
-    assert default_checkpoint_callback(trainer(tmp_path, enable_checkpointing=False)) is None
+    with_own = trainer(tmp_path, callbacks=[own])
+    use_resume_checkpoints(with_own, tmp_path / "checkpoints")
+    assert with_own.checkpoint_callbacks == [own] and own.dirpath == str(tmp_path / "checkpoints")
+    without = trainer(tmp_path, enable_checkpointing=False)
+    use_resume_checkpoints(without, tmp_path / "checkpoints")
+    assert without.checkpoint_callbacks == []
 
 
 def test_global_generators_round_trip() -> None:

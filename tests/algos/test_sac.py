@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import gymnasium as gym
-import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -17,35 +15,13 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import nn
 
 from rl_lightning import SAC, ConfigurationError
-from rl_lightning.algos.sac import parse_ent_coef
+from rl_lightning.algos.schedules import parse_ent_coef
 from rl_lightning.buffers import ReplayBatch
-from rl_lightning.nets import sample_squashed_gaussian
+from rl_lightning.nets import example_observations, sample_squashed_gaussian
+from tests.helpers import CONTINUOUS_SMALL as SMALL
+from tests.helpers import trainer
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
-
-# A run short enough for unit tests: 2 epochs of 256 Pendulum steps, updates from step 64.
-SMALL = dict(
-    hidden_sizes=(32,),
-    learning_starts=64,
-    batch_size=32,
-    total_timesteps=512,
-    steps_per_epoch=256,
-    eval_episodes=1,
-    eval_envs=1,
-)
-
-
-def trainer(**overrides) -> L.Trainer:
-    options = dict(
-        max_epochs=-1,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-    )
-    return L.Trainer(**{**options, **overrides})
 
 
 class TwoQ(nn.Module):
@@ -77,16 +53,6 @@ class UnboundedActions(gym.Env):
 
     def step(self, action):
         return np.zeros(2, np.float32), 0.0, False, False, {}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: small networks gain nothing from more, and lose up to 40x per op (spinning
-    threads) when other processes share the cores, as on a 2-core machine running tests in parallel."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # ---------------------------------------------------------------------------------------------- the math
@@ -240,7 +206,9 @@ def test_experiment_configs_build(name, tmp_path, monkeypatch):
         pytest.importorskip("mujoco", reason="the MuJoCo configs need rl-lightning[mujoco]")
         monkeypatch.chdir(tmp_path)  # MuJoCo writes its warnings to MUJOCO_LOG.TXT in the working directory
     algorithm = {"rl_lightning.SAC": SAC}[config["class_path"]](**config["init_args"])
-    assert algorithm.total_timesteps == config["init_args"]["total_timesteps"]
+    observations = example_observations(algorithm.observation_space)
+    actions = algorithm.act(observations, deterministic=True).numpy()
+    assert all(algorithm.action_space.contains(action) for action in actions)
 
 
 # ---------------------------------------------------------------------------------------------- learning
@@ -260,5 +228,4 @@ def test_sac_reaches_minus_250_on_pendulum_within_20k_env_steps():
     run.fit(sac)
     final = run.callback_metrics["val/return_mean"].item()
     print(f"SAC Pendulum: {final:.1f} after {sac.env_steps} env steps, {time.perf_counter() - started:.0f} s")
-    assert sac.env_steps <= 20_000
     assert run.callback_metrics["val/return_mean"] >= -250

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
 import yaml
@@ -17,32 +15,11 @@ from rl_lightning import DDPG, TD3, ConfigurationError
 from rl_lightning.algos.td3 import smooth_target_actions
 from rl_lightning.buffers import ReplayBatch
 from rl_lightning.cli import load_algorithm
+from rl_lightning.nets import example_observations
+from tests.helpers import CONTINUOUS_SMALL as SMALL
+from tests.helpers import trainer
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
-
-# A run short enough for unit tests: 2 epochs of 256 Pendulum steps, updates from step 64.
-SMALL = dict(
-    hidden_sizes=(32,),
-    learning_starts=64,
-    batch_size=32,
-    total_timesteps=512,
-    steps_per_epoch=256,
-    eval_episodes=1,
-    eval_envs=1,
-)
-
-
-def trainer(**overrides) -> L.Trainer:
-    options = dict(
-        max_epochs=-1,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-    )
-    return L.Trainer(**{**options, **overrides})
 
 
 class HalfActor(nn.Module):
@@ -58,16 +35,6 @@ class TwoQ(nn.Module):
     def forward(self, observations: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         total = observations.sum(dim=1, keepdim=True)
         return torch.cat([total + actions, 2 * total - actions], dim=1)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: small networks gain nothing from more, and lose up to 40x per op (spinning
-    threads) when other processes share the cores, as on a 2-core machine running tests in parallel."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # ---------------------------------------------------------------------------------------------- the math
@@ -136,7 +103,7 @@ def test_discrete_actions_are_refused_naming_the_space_and_suggesting_dqn_or_ppo
         ({"action_noise": -0.1}, r"action_noise=-0.1 must be >= 0"),
         ({"target_noise_clip": -1}, r"target_noise_clip=-1 must be >= 0"),
         ({"policy_delay": 0}, "policy_delay=0 must be a positive number"),
-        ({"tau": 0.0}, "tau=0 would never update the target networks"),
+        ({"tau": 0.0}, r"tau=0.0 must lie in \(0, 1\]: 0 would never move the target networks"),
         ({"actor": nn.Linear(3, 2)}, r"actor returned shape \(2, 2\); expected \(2, 1\) = \(batch, action_dim\)"),
     ],
 )
@@ -188,7 +155,9 @@ def test_experiment_configs_build(name, tmp_path, monkeypatch):
         pytest.importorskip("mujoco", reason="the MuJoCo configs need rl-lightning[mujoco]")
         monkeypatch.chdir(tmp_path)  # MuJoCo writes its warnings to MUJOCO_LOG.TXT in the working directory
     algorithm = {"rl_lightning.TD3": TD3, "rl_lightning.DDPG": DDPG}[config["class_path"]](**config["init_args"])
-    assert algorithm.total_timesteps == config["init_args"]["total_timesteps"]
+    observations = example_observations(algorithm.observation_space)
+    actions = algorithm.act(observations, deterministic=True).numpy()
+    assert all(algorithm.action_space.contains(action) for action in actions)
 
 
 # ---------------------------------------------------------------------------------------------- learning
@@ -208,5 +177,4 @@ def test_td3_reaches_minus_250_on_pendulum_within_20k_env_steps():
     run.fit(td3)
     final = run.callback_metrics["val/return_mean"].item()
     print(f"TD3 Pendulum: {final:.1f} after {td3.env_steps} env steps, {time.perf_counter() - started:.0f} s")
-    assert td3.env_steps <= 20_000
     assert run.callback_metrics["val/return_mean"] >= -250

@@ -62,7 +62,7 @@ def test_record_episodes_writes_each_episode_from_first_to_final_frame(tmp_path)
     episodes = record_episodes(agent, paths, seed=3, fps=10)
 
     collector = Collector(agent.make_env(1))
-    expected = evaluate_policy(lambda obs: agent.act(obs, deterministic=True), collector, 2, seed=3)
+    expected = evaluate_policy(agent, collector, 2, seed=3)
     collector.close()
     np.testing.assert_array_equal(episodes.returns, expected.returns)
     assert list(episodes.lengths) == [PAINTED_EPISODE, PAINTED_EPISODE]

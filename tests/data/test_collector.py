@@ -18,15 +18,12 @@ from gymnasium.vector import SyncVectorEnv
 from rl_lightning.buffers import ReplayBuffer
 from rl_lightning.data import Collector, Transition, evaluate_policy
 from rl_lightning.envs import make_vector_env
+from tests.helpers import StepsSinceStartPolicy, ZeroPolicy
 from tests.toy_envs import counting_vector_env
 
 
-def zero_actions(observations: torch.Tensor) -> torch.Tensor:
-    return torch.zeros(len(observations), dtype=torch.long)
-
-
 def play(collector: Collector, steps: int) -> list[Transition]:
-    return [collector.step(zero_actions(collector.observations)) for _ in range(steps)]
+    return [collector.step(torch.zeros(collector.num_envs, dtype=torch.long)) for _ in range(steps)]
 
 
 def test_step_before_reset_raises(ending_envs: SyncVectorEnv) -> None:
@@ -157,7 +154,7 @@ def test_envs_that_cannot_be_pickled_are_left_out_with_one_warning(ending_envs: 
 def test_evaluation_plays_each_envs_quota_of_episodes(
     ending_envs: SyncVectorEnv, episodes: int, env_indices: list, returns: list, lengths: list
 ) -> None:
-    played = evaluate_policy(zero_actions, Collector(ending_envs), episodes, seed=0)
+    played = evaluate_policy(ZeroPolicy(), Collector(ending_envs), episodes, seed=0)
     assert played.env_indices.tolist() == env_indices
     assert played.returns.tolist() == returns
     assert played.lengths.tolist() == lengths
@@ -167,26 +164,46 @@ def test_evaluation_drops_episodes_beyond_an_envs_quota() -> None:
     # Env 0 terminates every 2 steps (episodes end at t1, t4), env 1 is truncated at its 5th step (t4).
     # Quota (1, 1): env 0's second episode, ending at t4 with env 1's first, is not kept.
     vector_env = counting_vector_env([(2, None), (None, 5)])
-    played = evaluate_policy(zero_actions, Collector(vector_env), episodes=2, seed=0)
+    played = evaluate_policy(ZeroPolicy(), Collector(vector_env), episodes=2, seed=0)
     vector_env.close()
     assert played.env_indices.tolist() == [0, 1]
     assert played.returns.tolist() == [3.0, 1 + 2 + 3 + 4 + 5]
     assert played.lengths.tolist() == [2, 5]
 
 
-def lean_policy(observations: torch.Tensor) -> torch.Tensor:
+class LeanPolicy:
     """Push the cart toward the side the pole leans to: episodes of a few dozen steps that vary by seed."""
-    return (observations[:, 2] > 0).long()
+
+    def policy_step(self, observations, state, episode_starts, deterministic=False):
+        return (observations[:, 2] > 0).long(), state
 
 
 def test_evaluation_is_reproducible_with_the_same_seed() -> None:
     collector = Collector(make_vector_env("CartPole-v1", num_envs=3))
-    first = evaluate_policy(lean_policy, collector, episodes=7, seed=5)
-    again = evaluate_policy(lean_policy, collector, episodes=7, seed=5)
-    other_seed = evaluate_policy(lean_policy, collector, episodes=7, seed=6)
+    first = evaluate_policy(LeanPolicy(), collector, episodes=7, seed=5)
+    again = evaluate_policy(LeanPolicy(), collector, episodes=7, seed=5)
+    other_seed = evaluate_policy(LeanPolicy(), collector, episodes=7, seed=6)
     collector.close()
     # Quota: 7 episodes over 3 envs is (3, 2, 2).
     assert np.bincount(first.env_indices).tolist() == [3, 2, 2]
     for got, want in zip(again, first):
         np.testing.assert_array_equal(got, want)
     assert not np.array_equal(other_seed.lengths, first.lengths)
+
+
+def test_a_policy_state_is_carried_per_env_and_reset_where_an_episode_starts(ending_envs):
+    """Env 0 terminates at its 2nd step, env 1 is truncated at its 3rd; each end is followed by the autoreset step,
+    whose observation (the new episode's first) starts the count again."""
+    collector, policy = Collector(ending_envs), StepsSinceStartPolicy()
+    collector.reset(seed=0)
+    for _ in range(6):
+        collector.step(collector.act(policy))
+    # Observations seen since the episode started, env 0 / env 1, at each of the 6 calls: env 0's episode ends at
+    # call 2, call 3 is its autoreset step (still the old episode's final observation), call 4 starts anew.
+    assert [list(seen) for seen in policy.seen] == [[1, 1], [2, 2], [3, 3], [1, 4], [2, 1], [3, 2]]
+    state = collector.state_dict()
+    resumed = Collector(make_vector_env("CartPole-v1", 2))
+    resumed.load_state_dict(state)
+    assert torch.equal(resumed.policy_state, collector.policy_state)
+    collector.reset(seed=0)
+    assert collector.policy_state is None

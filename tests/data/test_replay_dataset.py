@@ -10,19 +10,8 @@ from gymnasium.vector import SyncVectorEnv
 
 from rl_lightning.buffers import ReplayBuffer
 from rl_lightning.data import Collector, ReplayDataset
+from tests.helpers import ZeroPolicy
 from tests.toy_envs import counting_vector_env
-
-
-class RecordingLearner:
-    """A stand-in module: always action 0; remembers whether gradients were off whenever it acted."""
-
-    def __init__(self) -> None:
-        self.env_steps = 0
-        self.acted_with_grad = False
-
-    def act(self, observations: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
-        self.acted_with_grad |= torch.is_grad_enabled()
-        return torch.zeros(len(observations), dtype=torch.long)
 
 
 @pytest.fixture
@@ -34,7 +23,7 @@ def endless_envs() -> Iterator[SyncVectorEnv]:
 
 
 def make_dataset(
-    vector_env: SyncVectorEnv, learner: RecordingLearner, world_size: int = 1, **schedule: int
+    vector_env: SyncVectorEnv, learner: ZeroPolicy, world_size: int = 1, **schedule: int
 ) -> ReplayDataset:
     collector = Collector(vector_env)
     collector.reset(seed=0)
@@ -42,13 +31,13 @@ def make_dataset(
     return ReplayDataset(learner, collector, buffer, batch_size=4, world_size=world_size, **schedule)
 
 
-def env_steps_at_each_batch(dataset: ReplayDataset, learner: RecordingLearner, epochs: int) -> list[list[int]]:
+def env_steps_at_each_batch(dataset: ReplayDataset, learner: ZeroPolicy, epochs: int) -> list[list[int]]:
     """For each epoch, the learner's env-step count when each batch was handed out."""
     return [[learner.env_steps for _ in dataset] for _ in range(epochs)]
 
 
 def test_epochs_play_rounds_of_train_freq_steps_and_yield_gradient_steps_batches(endless_envs) -> None:
-    learner = RecordingLearner()
+    learner = ZeroPolicy()
     dataset = make_dataset(
         endless_envs,
         learner,
@@ -74,7 +63,7 @@ def test_epochs_play_rounds_of_train_freq_steps_and_yield_gradient_steps_batches
 
 
 def test_batches_are_drawn_from_the_buffer_with_the_batch_size(endless_envs) -> None:
-    learner = RecordingLearner()
+    learner = ZeroPolicy()
     dataset = make_dataset(
         endless_envs,
         learner,
@@ -92,7 +81,7 @@ def test_batches_are_drawn_from_the_buffer_with_the_batch_size(endless_envs) -> 
 
 
 def test_minus_one_gradient_steps_gives_one_batch_per_env_step_of_the_round(endless_envs) -> None:
-    learner = RecordingLearner()
+    learner = ZeroPolicy()
     dataset = make_dataset(
         endless_envs,
         learner,
@@ -107,7 +96,7 @@ def test_minus_one_gradient_steps_gives_one_batch_per_env_step_of_the_round(endl
 
 
 def test_env_steps_count_every_process_under_ddp(endless_envs) -> None:
-    learner = RecordingLearner()
+    learner = ZeroPolicy()
     dataset = make_dataset(
         endless_envs,
         learner,

@@ -1,0 +1,85 @@
+"""Every place where rl-lightning touches a Lightning internal, each with why (Lightning 2.4-2.6).
+
+Nothing else in the package reads or writes a private attribute of Lightning's classes: when Lightning
+changes one of these, this is the one file to update.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+from types import FrameType
+from typing import Any
+
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.strategies import DDPStrategy, Strategy
+
+PLAIN_ATTRIBUTES = frozenset({"_current_fx_name", "_skip_optimizer_step"})
+"""Attributes set at every training step that are never parameters, modules or buffers.
+
+Lightning sets ``_current_fx_name`` before and after every hook it calls, about 36 times per gradient step, and
+``nn.Module.__setattr__`` first checks each value against parameters, modules and buffers: those assignments
+were about a tenth of a small update's time. :class:`FastHookAttributes` stores them directly.
+"""
+
+_NOISE = (
+    # Our datasets are iterable by design (num_workers=0, batch_size=None) and training_step takes the
+    # iterator itself (to take a batch after each update, with no prefetch): these warnings would only confuse.
+    r".*does not have many workers.*",
+    r".*Found `dataloader_iter` argument in the `training_step`.*",
+    r".*You are using the `dataloader_iter` step flavor.*",
+)
+
+
+class FastHookAttributes:
+    """Mixin for a LightningModule: the attributes in :data:`PLAIN_ATTRIBUTES` skip ``nn.Module.__setattr__``."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in PLAIN_ATTRIBUTES:
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
+
+def attached_trainer(module: LightningModule) -> Trainer | None:
+    """The Trainer running ``module``, or None (``module.trainer`` raises when there is none)."""
+    return module._trainer
+
+
+def save_init_arguments(module: LightningModule, frame: FrameType, ignore: list[str] | None = None) -> None:
+    """Lightning's ``save_hyperparameters`` from ``frame`` (an ``__init__`` of ``module``'s class chain).
+
+    Lightning collects the arguments of every ``__init__`` from ``frame`` outward (the outermost class's values
+    win, ``**kwargs`` flattened), so calling this from the base class's ``__init__`` records every argument of
+    every class with its effective value. Tuples (``hidden_sizes=(64, 64)``) are stored as lists: loggers write
+    hyperparameters to ``hparams.yaml``, where a tuple becomes ``!!python/tuple``, which ``yaml.safe_load``
+    refuses. Lightning warns about a network passed as an argument; it is saved with the module anyway.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*is an instance of `nn.Module` and is already saved.*")
+        LightningModule.save_hyperparameters(module, ignore=ignore, frame=frame)
+    for hparams in (module._hparams, getattr(module, "_hparams_initial", {})):
+        for key, value in hparams.items():
+            if isinstance(value, tuple):
+                hparams[key] = list(value)
+
+
+def expect_unused_parameters(strategy: Strategy) -> None:
+    """Tell DDP that a backward pass may reach only some parameters (before the strategy wraps the module).
+
+    Under manual optimization each backward pass (critic, actor, entropy coefficient) reaches only some of the
+    parameters. ``DDPStrategy`` takes ``find_unused_parameters`` only in its constructor; the algorithm knows
+    it needs it only once it is set up, so it is set in the strategy's stored DDP arguments.
+    """
+    if isinstance(strategy, DDPStrategy):
+        strategy._ddp_kwargs["find_unused_parameters"] = True
+
+
+@contextlib.contextmanager
+def quiet_lightning_warnings() -> Iterator[None]:
+    """Silence, inside the block only, Lightning's warnings that do not apply to RL datasets (see ``_NOISE``)."""
+    with warnings.catch_warnings():
+        for message in _NOISE:
+            warnings.filterwarnings("ignore", message=message)
+        yield
