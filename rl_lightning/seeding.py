@@ -16,6 +16,8 @@ EVAL_SEED_OFFSET = 1_000_003
 """Evaluation envs are seeded from ``seed + EVAL_SEED_OFFSET`` so they never replay a training episode."""
 
 Stream = Literal["init", "exploration", "replay"]
+_STREAM_IDS = {"exploration": 1, "replay": 2}
+_MASK = 2**64 - 1
 
 
 def stream_seed(seed: int, stream: Stream, rank: int = 0) -> int:
@@ -26,7 +28,13 @@ def stream_seed(seed: int, stream: Stream, rank: int = 0) -> int:
     """
     if stream == "init":
         return seed
-    return seed + rank
+    # splitmix64's finaliser over (seed, rank, stream): nearby seeds and ranks give unrelated streams, and no
+    # stream starts where another does (seed + rank did: exploration and replay started alike, and
+    # (seed 1, rank 0) like (seed 0, rank 1)).
+    mixed = (seed * 0x9E3779B97F4A7C15 + rank * 0xBF58476D1CE4E5B9 + _STREAM_IDS[stream] * 0x94D049BB133111EB) & _MASK
+    for shift, factor in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
+        mixed = ((mixed ^ (mixed >> shift)) * factor) & _MASK
+    return (mixed ^ (mixed >> 31)) >> 1  # torch seeds are signed 64-bit: keep 63 bits
 
 
 def eval_env_seed(seed: int, rank: int, eval_envs: int) -> int:

@@ -8,7 +8,7 @@ import torch
 
 from rl_lightning import A2C, DDPG, DQN, PPO, ConfigurationError
 from rl_lightning.algos.compat import PLAIN_ATTRIBUTES
-from tests.helpers import DQN_SMALL
+from tests.helpers import DQN_SMALL, trainer
 
 
 def test_hyperparameters_hold_every_argument_with_its_effective_value():
@@ -38,6 +38,12 @@ def test_run_arguments_are_keywords_and_checked_in_one_place():
         PPO(vectorization="threads")
     with pytest.raises(ConfigurationError, match="eval_envs=0 must be a positive number"):
         DQN(eval_envs=0)
+
+
+def test_exploration_and_replay_draw_from_different_streams():
+    dqn = DQN(**DQN_SMALL)
+    trainer(max_epochs=1).fit(dqn)
+    assert dqn.generator.initial_seed() != dqn.buffer.generator.initial_seed()
 
 
 def test_hook_attributes_skip_module_bookkeeping():
