@@ -1,4 +1,4 @@
-"""Networks: MLPs, encoders for each observation space, heads, and checks of user networks."""
+"""Networks: MLPs, encoders for each observation space, Q/distributional/noisy heads, and checks of user networks."""
 
 from rl_lightning.nets.checks import NetworkSpec, build_network, check_output_shape, example_observations
 from rl_lightning.nets.continuous import (
@@ -10,8 +10,17 @@ from rl_lightning.nets.continuous import (
     build_critic,
     sample_squashed_gaussian,
 )
+from rl_lightning.nets.distributional import (
+    categorical_projection,
+    categorical_q_values,
+    categorical_support,
+    quantile_huber_loss,
+    quantile_midpoints,
+    quantile_q_values,
+)
 from rl_lightning.nets.encoders import FlattenEncoder, NatureCNN, OneHotEncoder, is_image_space, make_encoder
 from rl_lightning.nets.mlp import mlp
+from rl_lightning.nets.noisy import NoisyLinear, noise_disabled, reset_noise
 from rl_lightning.nets.normalization import RunningMeanStd
 from rl_lightning.nets.policies import (
     ActorCritic,
@@ -27,13 +36,14 @@ from rl_lightning.nets.policies import (
     orthogonal_init,
 )
 from rl_lightning.nets.polyak import polyak_update, target_network
-from rl_lightning.nets.q import QNetwork
+from rl_lightning.nets.q import CategoricalQNetwork, QNetwork, QuantileQNetwork
 
 __all__ = [
     "ActionScaling",
     "ActorCritic",
     "Categorical",
     "CategoricalHead",
+    "CategoricalQNetwork",
     "ContinuousQNetworks",
     "DeterministicActor",
     "DiagGaussian",
@@ -43,13 +53,18 @@ __all__ = [
     "MultiCategoricalHead",
     "NatureCNN",
     "NetworkSpec",
+    "NoisyLinear",
     "OneHotEncoder",
     "QNetwork",
+    "QuantileQNetwork",
     "RunningMeanStd",
     "SquashedGaussianActor",
     "action_dim",
     "build_critic",
     "build_network",
+    "categorical_projection",
+    "categorical_q_values",
+    "categorical_support",
     "check_output_shape",
     "default_actor",
     "default_critic",
@@ -58,8 +73,13 @@ __all__ = [
     "make_action_head",
     "make_encoder",
     "mlp",
+    "noise_disabled",
     "orthogonal_init",
     "polyak_update",
+    "quantile_huber_loss",
+    "quantile_midpoints",
+    "quantile_q_values",
+    "reset_noise",
     "sample_squashed_gaussian",
     "target_network",
 ]
