@@ -43,16 +43,20 @@ HYPERPARAMETER_RULES: dict[str, _Rule] = {
         (
             "num_envs", "total_timesteps", "eval_episodes", "eval_envs", "buffer_size", "batch_size", "train_freq",
             "n_step", "n_steps", "n_epochs", "learning_rate", "target_update_interval", "n_critics", "policy_delay",
-            "rms_prop_eps",
+            "rms_prop_eps", "sigma0", "n_quantiles",
         ),
         _POSITIVE,
     ),
     **dict.fromkeys(("steps_per_epoch", "max_grad_norm", "target_kl"), _OPTIONAL_POSITIVE),
     **dict.fromkeys(
-        ("gamma", "gae_lambda", "exploration_fraction", "exploration_initial_eps", "exploration_final_eps"), _FRACTION
+        (
+            "gamma", "gae_lambda", "exploration_fraction", "exploration_initial_eps", "exploration_final_eps",
+            "prioritized_alpha", "prioritized_beta",
+        ),
+        _FRACTION,
     ),
     **dict.fromkeys(
-        ("ent_coef", "vf_coef", "action_noise", "target_policy_noise", "target_noise_clip"), _OFF_AT_ZERO
+        ("ent_coef", "vf_coef", "action_noise", "target_policy_noise", "target_noise_clip", "kappa"), _OFF_AT_ZERO
     ),
     "learning_starts": (_non_negative, "must be >= 0"),
     "tau": (lambda v: _fraction(v) and v > 0, "must lie in (0, 1]: 0 would never move the target networks"),

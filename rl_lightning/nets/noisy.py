@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rl_lightning.errors import check_positive
+from rl_lightning.errors import check_hyperparameters
 
 
 class NoisyLinear(nn.Module):
@@ -42,7 +42,7 @@ class NoisyLinear(nn.Module):
 
     def __init__(self, in_features: int, out_features: int, sigma0: float = 0.5) -> None:
         super().__init__()
-        check_positive(sigma0=sigma0)
+        check_hyperparameters(sigma0=sigma0)
         self.in_features, self.out_features, self.sigma0 = in_features, out_features, sigma0
         self.weight_mu = nn.Parameter(torch.empty(out_features, in_features))
         self.weight_sigma = nn.Parameter(torch.empty(out_features, in_features))
