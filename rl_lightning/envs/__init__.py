@@ -15,10 +15,12 @@ from rl_lightning.envs.spaces import (
     check_observation_space,
 )
 from rl_lightning.envs.state import EnvStateError, load_vector_env_state, vector_env_state
+from rl_lightning.envs.torch_vector import TorchVectorEnv
 
 __all__ = [
     "EnvSpec",
     "EnvStateError",
+    "TorchVectorEnv",
     "check_bounded_box_actions",
     "check_discrete_actions",
     "check_env_id",
