@@ -1,5 +1,6 @@
 """Environments: vector envs from an id, class or factory; seeding; space checks; saving their state."""
 
+from rl_lightning.envs.classic_control import Acrobot, CartPole, MountainCar, MountainCarContinuous, Pendulum
 from rl_lightning.envs.factory import (
     EnvSpec,
     check_env_id,
@@ -18,8 +19,13 @@ from rl_lightning.envs.state import EnvStateError, load_vector_env_state, vector
 from rl_lightning.envs.torch_vector import TorchVectorEnv
 
 __all__ = [
+    "Acrobot",
+    "CartPole",
     "EnvSpec",
     "EnvStateError",
+    "MountainCar",
+    "MountainCarContinuous",
+    "Pendulum",
     "TorchVectorEnv",
     "check_bounded_box_actions",
     "check_discrete_actions",
