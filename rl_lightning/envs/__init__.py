@@ -1,14 +1,20 @@
-"""Environments: vector envs from an id, class or factory; seeding; space checks; saving their state."""
+"""Environments: vector envs from an id, class or factory (numpy and torch-native); seeding; space checks; saving
+their state."""
 
 from rl_lightning.envs.classic_control import Acrobot, CartPole, MountainCar, MountainCarContinuous, Pendulum
 from rl_lightning.envs.factory import (
+    TORCH_ENVS,
     EnvSpec,
+    TorchEnvFactory,
+    TorchEnvSpec,
     check_env_id,
     env_name,
     env_seeds,
     make_vector_env,
     probe_spaces,
+    register_torch_env,
     seed_vector_env,
+    torch_env_factory,
 )
 from rl_lightning.envs.spaces import (
     check_bounded_box_actions,
@@ -19,6 +25,7 @@ from rl_lightning.envs.state import EnvStateError, load_vector_env_state, vector
 from rl_lightning.envs.torch_vector import TorchVectorEnv
 
 __all__ = [
+    "TORCH_ENVS",
     "Acrobot",
     "CartPole",
     "EnvSpec",
@@ -26,6 +33,8 @@ __all__ = [
     "MountainCar",
     "MountainCarContinuous",
     "Pendulum",
+    "TorchEnvFactory",
+    "TorchEnvSpec",
     "TorchVectorEnv",
     "check_bounded_box_actions",
     "check_discrete_actions",
@@ -36,6 +45,8 @@ __all__ = [
     "load_vector_env_state",
     "make_vector_env",
     "probe_spaces",
+    "register_torch_env",
     "seed_vector_env",
+    "torch_env_factory",
     "vector_env_state",
 ]
