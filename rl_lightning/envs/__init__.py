@@ -1,7 +1,12 @@
-"""Environments: vector envs from an id, class or factory; seeding; space checks; saving their state."""
+"""Environments: vector envs from an id, class or factory (numpy and torch-native); seeding; space checks; saving
+their state."""
 
+from rl_lightning.envs.classic_control import Acrobot, CartPole, MountainCar, MountainCarContinuous, Pendulum
 from rl_lightning.envs.factory import (
+    TORCH_ENVS,
     EnvSpec,
+    TorchEnvFactory,
+    TorchEnvSpec,
     Vectorization,
     Wrapper,
     check_env_id,
@@ -9,7 +14,9 @@ from rl_lightning.envs.factory import (
     env_seeds,
     make_vector_env,
     probe_spaces,
+    register_torch_env,
     seed_vector_env,
+    torch_env_factory,
 )
 from rl_lightning.envs.spaces import (
     check_bounded_box_actions,
@@ -18,10 +25,20 @@ from rl_lightning.envs.spaces import (
     torch_dtype,
 )
 from rl_lightning.envs.state import EnvStateError, load_vector_env_state, vector_env_state
+from rl_lightning.envs.torch_vector import TorchVectorEnv
 
 __all__ = [
+    "TORCH_ENVS",
+    "Acrobot",
+    "CartPole",
     "EnvSpec",
     "EnvStateError",
+    "MountainCar",
+    "MountainCarContinuous",
+    "Pendulum",
+    "TorchEnvFactory",
+    "TorchEnvSpec",
+    "TorchVectorEnv",
     "Vectorization",
     "Wrapper",
     "check_bounded_box_actions",
@@ -33,7 +50,9 @@ __all__ = [
     "load_vector_env_state",
     "make_vector_env",
     "probe_spaces",
+    "register_torch_env",
     "seed_vector_env",
     "torch_dtype",
+    "torch_env_factory",
     "vector_env_state",
 ]

@@ -1,4 +1,4 @@
-"""Building gymnasium vector environments from an id, an ``Env`` class or a factory."""
+"""Building vector environments from an id, an ``Env`` class or a factory: gymnasium's, or our torch-native ones."""
 
 from __future__ import annotations
 
@@ -9,16 +9,35 @@ from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
+import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 
+from rl_lightning.envs.classic_control import Acrobot, CartPole, MountainCar, MountainCarContinuous, Pendulum
+from rl_lightning.envs.torch_vector import TorchVectorEnv
 from rl_lightning.errors import ConfigurationError
 
 EnvSpec = str | type[gym.Env] | Callable[[], gym.Env]
 """What users pass as ``env=``: a registered id (``"CartPole-v1"``, ``"my_pkg.envs:Maze-v0"``), an
 ``Env`` subclass, or a zero-argument factory returning an ``Env``."""
 
+TorchEnvFactory = Callable[..., TorchVectorEnv]
+"""A ``TorchVectorEnv`` subclass or a function building one, called as ``factory(num_envs=..., device=...,
+**env_kwargs)``."""
+
+TorchEnvSpec = str | TorchEnvFactory
+"""What ``env=`` may be with ``vectorization="torch"``: an id of :data:`TORCH_ENVS` or a :data:`TorchEnvFactory`."""
+
 Wrapper = Callable[[gym.Env], gym.Env]
-Vectorization = Literal["sync", "async", "native"]
+Vectorization = Literal["sync", "async", "native", "torch"]
+
+TORCH_ENVS: dict[str, TorchEnvFactory] = {
+    "Acrobot-v1": Acrobot,
+    "CartPole-v1": CartPole,
+    "MountainCar-v0": MountainCar,
+    "MountainCarContinuous-v0": MountainCarContinuous,
+    "Pendulum-v1": Pendulum,
+}
+"""The gymnasium ids that ``vectorization="torch"`` builds as torch vector envs, and what builds each."""
 
 
 def _import_module_of(env_id: str) -> str:
@@ -53,10 +72,85 @@ def check_env_id(env_id: str) -> str:
     )
 
 
+def register_torch_env(env_id: str, factory: TorchEnvFactory) -> None:
+    """Let ``vectorization="torch"`` build ``env_id`` with ``factory(num_envs=..., device=..., **env_kwargs)``.
+
+    A package registering its torch envs when imported can be named as ``"package.module:EnvId"``.
+    """
+    TORCH_ENVS[env_id] = factory
+
+
+def torch_env_factory(env_id: str) -> TorchEnvFactory:
+    """What builds ``env_id`` (``module:EnvId`` imports ``module`` first) as a torch vector env.
+
+    Raises:
+        ConfigurationError: ``env_id`` has no torch implementation; the message lists the ids that have one.
+    """
+    bare_id = _import_module_of(env_id)
+    if bare_id in TORCH_ENVS:
+        return TORCH_ENVS[bare_id]
+    raise ConfigurationError(
+        f"env={env_id!r} has no torch implementation for vectorization='torch'; the ids that have one are "
+        f"{', '.join(repr(name) for name in sorted(TORCH_ENVS))}. Use vectorization='sync', 'async' or 'native' "
+        f"for other envs, or pass your own TorchVectorEnv subclass as env (register_torch_env gives it an id)."
+    )
+
+
+def _is_torch_env_class(env: object) -> bool:
+    return isinstance(env, type) and issubclass(env, TorchVectorEnv)
+
+
+def _build_torch_vector_env(
+    env: TorchEnvSpec,
+    num_envs: int,
+    device: torch.device | str | None,
+    env_kwargs: dict[str, Any],
+    wrappers: Sequence[Wrapper],
+    render_mode: str | None,
+) -> TorchVectorEnv:
+    """``num_envs`` torch envs of ``env`` (a :data:`TORCH_ENVS` id or a :data:`TorchEnvFactory`) on ``device``."""
+    if wrappers:
+        raise ConfigurationError(
+            "wrappers apply to single gymnasium environments and cannot wrap a torch vector env: use "
+            "vectorization='sync' or 'async' with wrappers."
+        )
+    if render_mode is not None:
+        raise ConfigurationError(
+            f"render_mode={render_mode!r}: torch vector envs do not render. Record videos from an env built with "
+            f"vectorization='sync'."
+        )
+    if isinstance(env, str):
+        factory = torch_env_factory(env)
+    elif callable(env):
+        factory = env
+    else:
+        raise ConfigurationError(
+            f"env={env!r} ({type(env).__name__}) is not an env id, a TorchVectorEnv subclass or a factory. Pass "
+            f"e.g. env='CartPole-v1' with vectorization='torch'."
+        )
+    made = factory(num_envs=num_envs, device=device, **env_kwargs)
+    if not isinstance(made, TorchVectorEnv):
+        raise ConfigurationError(
+            f"env={env!r} returned {type(made).__name__}, not a TorchVectorEnv, with vectorization='torch'. Pass a "
+            f"TorchVectorEnv subclass or a factory returning one, or use vectorization='sync' for a gymnasium.Env."
+        )
+    if made.num_envs != num_envs:
+        raise ConfigurationError(
+            f"env={env!r} built {made.num_envs} envs where num_envs={num_envs} was asked for: the factory must pass "
+            f"its num_envs argument on."
+        )
+    return made
+
+
 def _single_env_factory(
     env: EnvSpec, env_kwargs: dict[str, Any], wrappers: Sequence[Wrapper]
 ) -> Callable[[], gym.Env]:
     """A zero-argument callable building one (wrapped) environment."""
+    if _is_torch_env_class(env):
+        raise ConfigurationError(
+            f"env={env.__name__} is a TorchVectorEnv, which steps its envs as a batch: build it with "
+            f"vectorization='torch'."
+        )
     if isinstance(env, str):
         check_env_id(env)
 
@@ -73,9 +167,11 @@ def _single_env_factory(
         def build() -> gym.Env:
             made = env(**env_kwargs)
             if not isinstance(made, gym.Env):
+                torch_env = isinstance(made, TorchVectorEnv)
+                hint = " (a TorchVectorEnv is built with vectorization='torch')" if torch_env else ""
                 raise ConfigurationError(
                     f"env={env!r} returned {type(made).__name__}, not a gymnasium.Env. Pass an env id, an "
-                    f"Env subclass, or a factory that returns an Env."
+                    f"Env subclass, or a factory that returns an Env{hint}."
                 )
             for wrap in wrappers:
                 made = wrap(made)
@@ -97,10 +193,27 @@ def env_name(env: EnvSpec) -> str:
 
 
 def probe_spaces(
-    env: EnvSpec, env_kwargs: dict[str, Any] | None = None, wrappers: Sequence[Wrapper] = ()
+    env: EnvSpec | TorchEnvSpec,
+    env_kwargs: dict[str, Any] | None = None,
+    wrappers: Sequence[Wrapper] = (),
+    *,
+    vectorization: Vectorization = "sync",
 ) -> tuple[gym.Space, gym.Space]:
-    """The (observation, action) spaces of one environment, as the vector env's sub-envs will have them."""
-    single = _single_env_factory(env, dict(env_kwargs or {}), wrappers)()
+    """The (observation, action) spaces of one environment, as the vector env's sub-envs will have them.
+
+    Args:
+        env / env_kwargs / wrappers / vectorization: as for :func:`make_vector_env`. With
+            ``vectorization="torch"``, or when ``env`` is a ``TorchVectorEnv`` subclass, a torch env of one env is
+            built on the CPU and its single-env spaces are returned.
+    """
+    kwargs = dict(env_kwargs or {})
+    if vectorization == "torch" or _is_torch_env_class(env):
+        torch_env = _build_torch_vector_env(env, 1, "cpu", kwargs, wrappers, render_mode=None)
+        try:
+            return torch_env.single_observation_space, torch_env.single_action_space
+        finally:
+            torch_env.close()
+    single = _single_env_factory(env, kwargs, wrappers)()
     try:
         return single.observation_space, single.action_space
     finally:
@@ -108,28 +221,38 @@ def probe_spaces(
 
 
 def make_vector_env(
-    env: EnvSpec,
+    env: EnvSpec | TorchEnvSpec,
     num_envs: int = 1,
     *,
     vectorization: Vectorization = "sync",
     env_kwargs: dict[str, Any] | None = None,
     wrappers: Sequence[Wrapper] = (),
     render_mode: str | None = None,
-) -> VectorEnv:
-    """A gymnasium vector env in NEXT_STEP autoreset mode with ``num_envs`` copies of ``env``.
+    device: torch.device | str | None = None,
+) -> VectorEnv | TorchVectorEnv:
+    """A vector env with ``num_envs`` copies of ``env``: gymnasium's in NEXT_STEP autoreset mode, or a torch one.
 
     Args:
-        env: a registered id (``module:EnvId`` imports ``module`` first), an ``Env`` subclass, or a factory.
+        env: a registered id (``module:EnvId`` imports ``module`` first), an ``Env`` subclass, or a factory;
+            with ``vectorization="torch"``, an id of :data:`TORCH_ENVS`, a ``TorchVectorEnv`` subclass, or a
+            factory called as ``factory(num_envs=..., device=..., **env_kwargs)``.
         num_envs: number of sub-environments.
         vectorization: ``"sync"`` steps the sub-envs one after the other in this process, ``"async"`` in
             one subprocess each, ``"native"`` uses the env's own vectorized implementation (gymnasium's
-            ``vector_entry_point``, e.g. CartPole), which is fastest where it exists.
-        env_kwargs: keyword arguments for the env's constructor.
-        wrappers: callables applied, in order, to each sub-environment (not with ``"native"``).
-        render_mode: passed to the env's constructor, e.g. ``"rgb_array"`` for videos.
+            ``vector_entry_point``, e.g. CartPole), which is fastest where it exists. ``"torch"`` builds a
+            :class:`TorchVectorEnv` stepping all envs as tensors on ``device``, autoresetting in its own mode
+            (``SAME_STEP`` unless ``env_kwargs`` give ``autoreset_mode``).
+        env_kwargs: keyword arguments for the env's constructor (for the torch envs of :data:`TORCH_ENVS` e.g.
+            ``dtype``, ``autoreset_mode``, ``max_episode_steps``).
+        wrappers: callables applied, in order, to each sub-environment (not with ``"native"`` or ``"torch"``).
+        render_mode: passed to the env's constructor, e.g. ``"rgb_array"`` for videos (not with ``"torch"``).
+        device: where a torch env's tensors live (``None``: the CPU); the other kinds step numpy arrays on the
+            host and ignore it.
     """
     if num_envs < 1:
         raise ConfigurationError(f"num_envs={num_envs} must be at least 1.")
+    if vectorization == "torch":
+        return _build_torch_vector_env(env, num_envs, device, dict(env_kwargs or {}), wrappers, render_mode)
     kwargs = dict(env_kwargs or {})
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
@@ -152,7 +275,9 @@ def make_vector_env(
         vector_cls = gym.vector.SyncVectorEnv if vectorization == "sync" else gym.vector.AsyncVectorEnv
         vector_env = vector_cls([factory] * num_envs, autoreset_mode=AutoresetMode.NEXT_STEP)
     else:
-        raise ConfigurationError(f"vectorization={vectorization!r} must be one of 'sync', 'async', 'native'.")
+        raise ConfigurationError(
+            f"vectorization={vectorization!r} must be one of 'sync', 'async', 'native', 'torch'."
+        )
     mode = vector_env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
     if mode != AutoresetMode.NEXT_STEP:
         vector_env.close()

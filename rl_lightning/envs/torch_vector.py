@@ -1,0 +1,286 @@
+"""Vector environments that step a batch of torch tensors on a device, without leaving it."""
+
+from __future__ import annotations
+
+import abc
+import operator
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode
+from gymnasium.vector.utils import batch_space
+
+from rl_lightning.errors import ConfigurationError
+
+FLOAT_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+"""The floating dtypes a torch env may compute in: float32 for speed, float64 for tight comparisons."""
+
+AUTORESET_MODES = (AutoresetMode.SAME_STEP, AutoresetMode.NEXT_STEP)
+
+
+def resolve_float_dtype(dtype: torch.dtype | str) -> torch.dtype:
+    """``torch.float32`` or ``torch.float64`` from a dtype or its name (``"float64"``, ``"torch.float64"``).
+
+    Names are accepted so that a YAML config can give ``dtype: float64``.
+    """
+    if isinstance(dtype, str):
+        resolved = FLOAT_DTYPES.get(dtype.removeprefix("torch."))
+    else:
+        resolved = dtype if dtype in FLOAT_DTYPES.values() else None
+    if resolved is None:
+        raise ConfigurationError(f"dtype={dtype!r} must be torch.float32 or torch.float64 (or their names).")
+    return resolved
+
+
+def resolve_autoreset_mode(mode: AutoresetMode | str) -> AutoresetMode:
+    """``SAME_STEP`` or ``NEXT_STEP`` from the enum, its name or its value (``"next_step"``, ``"NextStep"``)."""
+    if isinstance(mode, str):
+        wanted = mode.replace("_", "").lower()
+        mode = next((m for m in AutoresetMode if wanted in (m.name.replace("_", "").lower(), m.value.lower())), mode)
+    if mode not in AUTORESET_MODES:
+        raise ConfigurationError(
+            f"autoreset_mode={mode!r} must be AutoresetMode.SAME_STEP or AutoresetMode.NEXT_STEP: a torch vector "
+            f"env always resets its ended episodes itself."
+        )
+    return AutoresetMode(mode)
+
+
+def numpy_dtype(dtype: torch.dtype) -> np.dtype:
+    """The numpy dtype of a torch floating dtype, for the gymnasium spaces of an env computing in it."""
+    return np.dtype(np.float64 if dtype == torch.float64 else np.float32)
+
+
+def where_rows(mask: torch.Tensor, if_true: torch.Tensor, if_false: torch.Tensor) -> torch.Tensor:
+    """Row ``i`` of ``if_true`` where ``mask[i]``, else row ``i`` of ``if_false``; ``mask`` has shape ``(rows,)``."""
+    return torch.where(mask.view(-1, *([1] * (if_false.dim() - 1))), if_true, if_false)
+
+
+class TorchVectorEnv(abc.ABC):
+    """A batch of ``num_envs`` environments stepped together as tensors on ``device``.
+
+    **Contract** (what the data-collection layer relies on):
+
+    - Attributes: ``num_envs``; ``device`` (a ``torch.device``); ``dtype`` (``torch.float32`` by default);
+      ``single_observation_space`` and ``single_action_space`` (gymnasium spaces of one env);
+      ``observation_space`` and ``action_space`` (the batched spaces, as ``gymnasium.vector.utils.batch_space``
+      gives); ``max_episode_steps`` (``None``: no time limit); ``metadata["autoreset_mode"]``
+      (``AutoresetMode.SAME_STEP`` or ``AutoresetMode.NEXT_STEP``); ``render_mode = None``.
+    - ``reset(seed=None, options=None) -> (observations, info)`` starts every env anew. ``seed`` (one int for
+      all envs) reseeds the env's ``torch.Generator`` on ``device``, the only source of its randomness: the same
+      seed and actions give the same trajectory. Without a seed the generator goes on (it starts from a
+      non-deterministic seed, as gymnasium's unseeded envs do).
+    - ``step(actions) -> (observations, rewards, terminated, truncated, info)``. Actions: integer tensors of shape
+      ``(num_envs,)`` for a ``Discrete`` space, float tensors ``(num_envs, *shape)`` for a ``Box``; they are not
+      checked against the space (that would cost a host sync). All results are tensors on ``device``:
+      observations ``(num_envs, *obs_shape)`` and rewards ``(num_envs,)`` in ``dtype``, terminated and
+      truncated bool ``(num_envs,)``. ``truncated`` is set when an episode reaches ``max_episode_steps``, also
+      when it terminates at that step (as gymnasium's ``TimeLimit`` does).
+    - ``SAME_STEP`` (the default): an env whose episode ended at this step is reset within it: its row of the
+      returned observations is the first observation of the next episode, and ``info["final_obs"]`` (always
+      present) is a tensor ``(num_envs, *obs_shape)`` holding the episode's true final observation in that row;
+      its other rows equal the returned observations. ``info["_final_obs"]`` is the bool mask of those rows
+      (``terminated | truncated``), gymnasium's name for it.
+    - ``NEXT_STEP``: as gymnasium's NEXT_STEP, the step after an episode ended only resets that env: its action is
+      ignored, its observation is the first of the next episode, its reward 0 and terminated/truncated False.
+      ``info`` is empty.
+    - ``step`` never synchronises with the host: no ``.item()``, no copy to the CPU, no Python branch on a
+      tensor's value; ended envs are reset with masked tensor ops (``torch.where``).
+    - ``state_dict()`` holds tensors and numbers only (the physics state, step counters, NEXT_STEP reset flags
+      and the generator's state); ``load_state_dict(state)`` on an env built with the same arguments continues
+      exactly where the saved one was. ``close()`` releases the tensors.
+
+    **Writing an env.** A subclass gives its spaces, time limit and defaults to ``__init__`` and implements three
+    pure functions of a state tensor ``(num_envs, state_size)``: :meth:`initial_state` (the reset distribution,
+    drawn from :attr:`generator`), :meth:`dynamics` (one step of every env) and :meth:`observe`. This class adds
+    the time limit, autoreset in both modes, seeding and saving. The state lives in the public attribute
+    ``state`` (like ``env.unwrapped.state`` of gymnasium's classic control envs), so tests may set it.
+
+    Args:
+        num_envs: number of environments in the batch.
+        single_observation_space: the observation space of one env.
+        single_action_space: the action space of one env.
+        max_episode_steps: episodes are truncated after this many steps; ``None`` for no limit.
+        device: where the tensors live (``"cpu"``, ``"cuda"``, ``"cuda:1"``...); ``None`` for the CPU.
+        dtype: the floating dtype of the state, observations and rewards: ``torch.float32`` or ``torch.float64``
+            (or their names).
+        autoreset_mode: ``AutoresetMode.SAME_STEP`` (no wasted step) or ``AutoresetMode.NEXT_STEP`` (or the mode's
+            name, e.g. ``"next_step"``).
+    """
+
+    def __init__(
+        self,
+        num_envs: int,
+        *,
+        single_observation_space: gym.Space,
+        single_action_space: gym.Space,
+        max_episode_steps: int | None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | str = torch.float32,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP,
+    ) -> None:
+        if num_envs < 1:
+            raise ConfigurationError(f"num_envs={num_envs} must be at least 1.")
+        if max_episode_steps is not None and max_episode_steps < 1:
+            raise ConfigurationError(f"max_episode_steps={max_episode_steps} must be at least 1 (or None).")
+        self.num_envs = num_envs
+        self.device = torch.device("cpu" if device is None else device)
+        self.dtype = resolve_float_dtype(dtype)
+        self.max_episode_steps = max_episode_steps
+        self.single_observation_space = single_observation_space
+        self.single_action_space = single_action_space
+        self.observation_space = batch_space(single_observation_space, num_envs)
+        self.action_space = batch_space(single_action_space, num_envs)
+        self.metadata: dict[str, Any] = {"autoreset_mode": resolve_autoreset_mode(autoreset_mode), "render_modes": []}
+        self.render_mode: str | None = None
+        self.generator = torch.Generator(device=self.device)
+        self.generator.seed()
+        self.state: torch.Tensor | None = None
+        self.elapsed_steps = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
+        self.needs_reset = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
+
+    @abc.abstractmethod
+    def initial_state(self, options: dict[str, Any] | None) -> torch.Tensor:
+        """A fresh state for every env, ``(num_envs, state_size)`` in ``dtype``, drawn with :attr:`generator`.
+
+        Args:
+            options: the ``options`` given to :meth:`reset`; ``None`` at the autoresets of :meth:`step`.
+        """
+
+    @abc.abstractmethod
+    def dynamics(self, state: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One step of every env from ``state`` (not modified): ``(next_state, rewards, terminated)``.
+
+        Args:
+            state: ``(num_envs, state_size)``.
+            actions: the actions given to :meth:`step`, on ``device``.
+        """
+
+    @abc.abstractmethod
+    def observe(self, state: torch.Tensor) -> torch.Tensor:
+        """The observations ``(num_envs, *obs_shape)`` of ``state``, as a new tensor (callers may modify it)."""
+
+    def uniform(self, low: float | torch.Tensor, high: float | torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+        """Uniform samples in ``[low, high)`` of ``shape`` from :attr:`generator`; bounds that are tensors must be
+        on ``device`` already (a copy from the host inside :meth:`step` would synchronise)."""
+        unit = torch.rand(shape, generator=self.generator, device=self.device, dtype=self.dtype)
+        return low + (high - low) * unit
+
+    def reset(
+        self, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Start a new episode in every env.
+
+        Args:
+            seed: reseeds the generator of all envs (one int); ``None`` continues its stream.
+            options: passed to :meth:`initial_state`, e.g. gymnasium's reset bounds ``{"low": ..., "high": ...}``.
+
+        Returns:
+            The first observations ``(num_envs, *obs_shape)`` and an empty info dict.
+        """
+        if seed is not None:
+            try:
+                seed = operator.index(seed)
+            except TypeError:
+                # TypeError, so that seed_vector_env falls back to one seed, as for gymnasium's native vector envs.
+                raise TypeError(
+                    f"{type(self).__name__}.reset takes one int seed for all its envs, not {seed!r}."
+                ) from None
+            self.generator.manual_seed(seed)
+        self.state = self.initial_state(options)
+        self.elapsed_steps = torch.zeros_like(self.elapsed_steps)
+        self.needs_reset = torch.zeros_like(self.needs_reset)
+        return self.observe(self.state), {}
+
+    def step(
+        self, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
+        """Step every env with its action; reset the ended ones as ``metadata["autoreset_mode"]`` says.
+
+        Args:
+            actions: ``(num_envs,)`` integers for a ``Discrete`` action space, ``(num_envs, *shape)`` floats for a
+                ``Box``; moved to ``device`` if they are elsewhere.
+
+        Returns:
+            ``(observations, rewards, terminated, truncated, info)``, see the class docstring.
+        """
+        if self.state is None:
+            raise RuntimeError(f"{type(self).__name__}: call reset() before step().")
+        actions = torch.as_tensor(actions, device=self.device)
+        next_state, rewards, terminated = self.dynamics(self.state, actions)
+        elapsed_steps = self.elapsed_steps + 1
+        if self.max_episode_steps is None:
+            truncated = torch.zeros_like(terminated)
+        else:
+            truncated = elapsed_steps >= self.max_episode_steps
+        # A fresh state for every row, of which only the ended rows are kept: drawing for all rows keeps the
+        # shapes fixed, where drawing for the ended rows only would need their number on the host.
+        fresh_state = self.initial_state(None)
+        if self.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP:
+            ended = terminated | truncated
+            final_observations = self.observe(next_state)
+            self.state = where_rows(ended, fresh_state, next_state)
+            # Observing the merged state rather than merging two observations: one torch.where (slow on the CPU,
+            # where it costs several additions) on the state only. observe works row by row, so the rows that did
+            # not end are the same numbers as in final_observations.
+            observations = self.observe(self.state)
+            self.elapsed_steps = torch.where(ended, 0, elapsed_steps)
+            return observations, rewards, terminated, truncated, {"final_obs": final_observations, "_final_obs": ended}
+        resetting = self.needs_reset
+        self.state = where_rows(resetting, fresh_state, next_state)
+        self.elapsed_steps = torch.where(resetting, 0, elapsed_steps)
+        rewards = torch.where(resetting, 0.0, rewards)
+        terminated = terminated & ~resetting
+        truncated = truncated & ~resetting
+        self.needs_reset = terminated | truncated
+        return self.observe(self.state), rewards, terminated, truncated, {}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything :meth:`load_state_dict` needs to continue exactly from here: tensors only, copies.
+
+        Raises:
+            RuntimeError: the env has not been reset yet, so it has no state.
+        """
+        if self.state is None:
+            raise RuntimeError(f"{type(self).__name__}: call reset() before state_dict(), there is no state yet.")
+        return {
+            "state": self.state.clone(),
+            "elapsed_steps": self.elapsed_steps.clone(),
+            "needs_reset": self.needs_reset.clone(),
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from ``state``, saved by :meth:`state_dict` of an env built with the same arguments.
+
+        Raises:
+            ConfigurationError: ``state`` lacks an entry, holds another number of envs, or its generator state
+                does not fit this env's generator (saved on another kind of device).
+        """
+        missing = {"state", "elapsed_steps", "needs_reset", "generator"} - set(state)
+        if missing:
+            raise ConfigurationError(f"The saved env state lacks {sorted(missing)}: it was not saved by state_dict().")
+        saved_envs = state["state"].shape[0]
+        if saved_envs != self.num_envs:
+            raise ConfigurationError(
+                f"The saved env state holds {saved_envs} envs but this {type(self).__name__} has {self.num_envs}: "
+                f"build it with num_envs={saved_envs}."
+            )
+        try:
+            self.generator.set_state(state["generator"].cpu())
+        except RuntimeError as err:
+            raise ConfigurationError(
+                f"The saved generator state does not fit this env's generator on {self.device} ({err}); was it "
+                f"saved on another kind of device?"
+            ) from None
+        self.state = state["state"].to(self.device, self.dtype, copy=True)
+        self.elapsed_steps = state["elapsed_steps"].to(self.device, torch.int64, copy=True)
+        self.needs_reset = state["needs_reset"].to(self.device, torch.bool, copy=True)
+
+    def close(self) -> None:
+        """Release the state; the env needs :meth:`reset` before it steps again."""
+        self.state = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(num_envs={self.num_envs}, device={self.device}, dtype={self.dtype})"
