@@ -207,7 +207,12 @@ class ReplayBuffer:
         if self.size == 0:
             raise RuntimeError("cannot sample from an empty replay buffer")
         index = torch.randint(self.size, (batch_size,), device=self.device, generator=self.generator)
-        return ReplayBatch(**{name: tensor[index] for name, tensor in self.storage.items()})
+        return ReplayBatch(**self._gather(index))
+
+    def _gather(self, index: Tensor) -> dict[str, Tensor]:
+        """The stored transitions at ``index``, field by field."""
+        # index_select, not tensor[index]: the same gather at a fraction of the per-call overhead on small batches.
+        return {name: tensor.index_select(0, index) for name, tensor in self.storage.items()}
 
     def update_priorities(self, indices: Tensor | None, priorities: Tensor) -> None:
         """Do nothing: uniform replay has no priorities. (Taken so that an algorithm can always hand back the new
