@@ -110,9 +110,9 @@ def test_sums_of_a_million_leaves_stay_exact_over_many_writes() -> None:
     tree.fill(999_990, 20, 1.0)  # wraps to leaves 0 .. 9
     for _ in range(50):
         indices = torch.randint(1_000_000, (64,), generator=generator)
-        tree.set(indices, torch.rand(64, generator=generator, dtype=torch.float64))
-    assert torch.equal(tree.levels[1], tree.levels[0].view(-1, 64).sum(1))
-    assert tree.total().item() == pytest.approx(tree.leaves.sum().item(), rel=1e-12)
+        tree.set(indices, torch.rand(64, generator=generator))
+    assert torch.equal(tree.levels[1], tree.levels[0].view(-1, 64).sum(1, dtype=torch.float64))
+    assert tree.total().item() == pytest.approx(tree.leaves.sum(dtype=torch.float64).item(), rel=1e-12)
     drawn = tree.sample(64, generator)
     assert bool((tree.leaves[drawn] > 0).all())
 
