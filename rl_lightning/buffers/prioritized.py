@@ -29,10 +29,10 @@ class PrioritizedReplayBuffer(ReplayBuffer):
     slices of the total priority (stratified, as in the paper), with the buffer's seeded generator. The
     normaliser ``max_j w_j`` is the batch's, so the weights only ever scale losses down.
 
-    The priorities ``p_i^alpha`` live in a :class:`SumTree` of float64 on the buffer's device: drawing and
-    updating take a fixed number of batched tensor ops, with nothing read back to the host. Everything else (n-step
-    returns, several envs, the ring) is :class:`ReplayBuffer`'s, and :meth:`state_dict` adds the tree, so that a
-    restored buffer draws the same batches.
+    The priorities ``p_i^alpha`` live in a :class:`SumTree` (float32 leaves, float64 sums) on the buffer's
+    device: drawing and updating take a fixed number of batched tensor ops, with nothing read back to the host.
+    Everything else (n-step returns, several envs, the ring) is :class:`ReplayBuffer`'s, and :meth:`state_dict`
+    adds the tree, so that a restored buffer draws the same batches.
 
     Args:
         capacity / observation_shape / observation_dtype / action_shape / action_dtype / num_envs / n_step /
@@ -66,6 +66,16 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self.beta = beta
         if not epsilon > 0.0:
             raise ConfigurationError(f"epsilon={epsilon!r} must be > 0, so that no transition has probability 0.")
+        if (
+            torch.device(device).type == "cuda"
+            and torch.are_deterministic_algorithms_enabled()
+            and not torch.is_deterministic_algorithms_warn_only_enabled()
+        ):  # else the first draw, long after the start, would fail in torch.cumsum
+            raise ConfigurationError(
+                "Prioritized replay on a GPU draws with torch.cumsum, which has no deterministic CUDA kernel, and "
+                "deterministic algorithms are enforced (Trainer(deterministic=True)): keep the buffer on the CPU "
+                "(buffer_device='cpu') or let them warn instead (Trainer(deterministic='warn'))."
+            )
         self.epsilon = float(epsilon)
         super().__init__(
             capacity, observation_shape, observation_dtype, action_shape, action_dtype, num_envs, n_step, gamma,
@@ -73,7 +83,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         )  # fmt: skip
         self.tree = SumTree(capacity, device=self.device)
         # The largest p^alpha seen so far, on the device so that keeping it up to date reads nothing back.
-        self.max_priority = torch.ones((), dtype=torch.float64, device=self.device)
+        self.max_priority = torch.ones((), device=self.device)
 
     @property
     def beta(self) -> float:
@@ -102,13 +112,13 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         if self.size == 0:
             raise RuntimeError("cannot sample from an empty replay buffer")
         beta = self._beta if beta is None else _check_exponent("beta", beta, "the importance-sampling exponent")
-        # Only a draw that rounding carried past the last stored priority can land beyond it.
-        index = self.tree.sample(batch_size, self.generator).clamp_(max=self.size - 1)
-        priorities = self.tree.levels[0][index]
+        index = self.tree.sample(batch_size, self.generator)
+        if self.size < len(self.tree.levels[0]):  # a draw that rounding carried past the last priority may end there
+            index.clamp_(max=self.size - 1)
+        priorities = self.tree.levels[0].index_select(0, index)
         # (N * P(i))^-beta / max_j (N * P(j))^-beta = (min_j p_j / p_i)^beta: N and the total cancel out.
-        weights = (priorities.min() / priorities).pow_(beta).float()
-        batch = {name: tensor[index] for name, tensor in self.storage.items()}
-        return ReplayBatch(**batch, indices=index, weights=weights)
+        weights = (priorities.min() / priorities).pow_(beta)
+        return ReplayBatch(**self._gather(index), indices=index, weights=weights)
 
     def update_priorities(self, indices: Tensor | None, priorities: Tensor) -> None:
         """Set the priorities of the transitions at ``indices`` (those of a batch just learned from).
@@ -122,7 +132,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         """
         if indices is None:
             raise ValueError("update_priorities needs the indices of a batch of this buffer (batch.indices)")
-        priorities = priorities.detach().abs().to(torch.float64).add_(self.epsilon).pow_(self.alpha)
+        priorities = priorities.detach().abs().to(torch.float32).add_(self.epsilon).pow_(self.alpha)
         torch.maximum(self.max_priority, priorities.max(), out=self.max_priority)
         self.tree.set(indices, priorities)
 

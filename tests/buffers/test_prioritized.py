@@ -162,6 +162,17 @@ def test_bad_exponents_are_refused_with_one_clear_message(arguments: dict[str, f
         make_buffer(**arguments)
 
 
+def test_a_gpu_buffer_is_refused_where_deterministic_algorithms_are_enforced() -> None:
+    # Refused before anything is allocated, so this runs without a GPU too.
+    torch.use_deterministic_algorithms(True)
+    try:
+        with pytest.raises(ConfigurationError, match=r"torch.cumsum, which has no deterministic CUDA kernel"):
+            PrioritizedReplayBuffer(10, (1,), torch.float32, (), torch.long, device="cuda")
+        make_buffer()  # on the CPU cumsum is deterministic
+    finally:
+        torch.use_deterministic_algorithms(False)
+
+
 def test_a_bad_beta_is_refused_when_set_or_passed() -> None:
     buffer = make_buffer()
     add_counting(buffer, 0, 2)
