@@ -1,6 +1,8 @@
-"""Buffers of preallocated tensors: replay (uniform, n-step), rollout (GAE)."""
+"""Buffers of preallocated tensors: replay (uniform, n-step, prioritized), rollout (GAE)."""
 
+from rl_lightning.buffers.prioritized import PrioritizedReplayBuffer
 from rl_lightning.buffers.replay import ReplayBatch, ReplayBuffer
 from rl_lightning.buffers.rollout import RolloutBatch, RolloutBuffer
+from rl_lightning.buffers.sum_tree import SumTree
 
-__all__ = ["ReplayBatch", "ReplayBuffer", "RolloutBatch", "RolloutBuffer"]
+__all__ = ["PrioritizedReplayBuffer", "ReplayBatch", "ReplayBuffer", "RolloutBatch", "RolloutBuffer", "SumTree"]

@@ -23,6 +23,11 @@ class ReplayBatch(NamedTuple):
     """1.0 where the episode terminated within those steps (no bootstrap), else 0.0."""
     discounts: Tensor
     """``gamma ** k``, k the number of rewards summed: the factor of the bootstrap value."""
+    indices: Tensor | None = None
+    """Where the transitions are stored, to hand their new priorities back (prioritized replay; else None)."""
+    weights: Tensor | None = None
+    """Importance-sampling weights of the transitions, at most 1, to scale their losses by (prioritized replay;
+    else None: all weights are 1)."""
 
 
 def _host_bool(flags: Tensor | np.ndarray | None, num_envs: int, default: bool) -> Tensor:
@@ -190,12 +195,33 @@ class ReplayBuffer:
         self.size = min(self.size + count, self.capacity)
         return count
 
-    def sample(self, batch_size: int) -> ReplayBatch:
-        """``batch_size`` transitions drawn uniformly, with replacement, from the stored ones."""
+    def sample(self, batch_size: int, beta: float | None = None) -> ReplayBatch:
+        """``batch_size`` transitions drawn uniformly, with replacement, from the stored ones.
+
+        Args:
+            batch_size: transitions drawn.
+            beta: ignored. Uniform draws need no importance weights: the batch's ``indices`` and ``weights`` are
+                None. (Prioritized replay's exponent, taken here too so that callers need not know which buffer
+                they sample.)
+        """
         if self.size == 0:
             raise RuntimeError("cannot sample from an empty replay buffer")
         index = torch.randint(self.size, (batch_size,), device=self.device, generator=self.generator)
-        return ReplayBatch(**{name: tensor[index] for name, tensor in self.storage.items()})
+        return ReplayBatch(**self._gather(index))
+
+    def _gather(self, index: Tensor) -> dict[str, Tensor]:
+        """The stored transitions at ``index``, field by field."""
+        # index_select, not tensor[index]: the same gather at a fraction of the per-call overhead on small batches.
+        return {name: tensor.index_select(0, index) for name, tensor in self.storage.items()}
+
+    def update_priorities(self, indices: Tensor | None, priorities: Tensor) -> None:
+        """Do nothing: uniform replay has no priorities. (Taken so that an algorithm can always hand back the new
+        priorities of a batch, ``update_priorities(batch.indices, td_errors)``, whichever buffer it samples.)
+
+        Args:
+            indices: the batch's ``indices`` (None for a uniform batch).
+            priorities: the new priorities of those transitions.
+        """
 
     def state_dict(self, include_storage: bool = True) -> dict[str, Any]:
         """Everything needed to continue exactly: stored transitions, the n-step window, the sampler.

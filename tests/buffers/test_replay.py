@@ -8,7 +8,7 @@ from typing import NamedTuple
 import pytest
 import torch
 
-from rl_lightning.buffers import ReplayBuffer
+from rl_lightning.buffers import ReplayBatch, ReplayBuffer
 
 
 class Step(NamedTuple):
@@ -182,6 +182,22 @@ def test_sampling_an_empty_buffer_raises() -> None:
         make_buffer().sample(1)
 
 
+def assert_same_batch(expected: ReplayBatch, got: ReplayBatch) -> None:
+    """Every field of ``got`` equals that of ``expected``, tensor for tensor or None for None."""
+    for name, want, have in zip(ReplayBatch._fields, expected, got, strict=True):
+        assert (want is None) == (have is None), name
+        assert want is None or torch.equal(want, have), name
+
+
+def test_uniform_batches_carry_no_indices_or_weights_and_priorities_change_nothing() -> None:
+    buffer, twin = filled_buffer(seed=3), filled_buffer(seed=3)
+    batch = buffer.sample(4, beta=0.5)  # beta is taken, and means nothing to uniform draws
+    assert (batch.indices, batch.weights) == (None, None)
+    buffer.update_priorities(batch.indices, torch.full((4,), 100.0))
+    twin.sample(4)
+    assert_same_batch(twin.sample(16), buffer.sample(16))
+
+
 def saved_and_loaded(state: dict) -> dict:
     """``state`` after a round trip through torch.save and a weights-only torch.load, as in a checkpoint."""
     stream = io.BytesIO()
@@ -205,8 +221,7 @@ def test_state_dict_round_trip_continues_identically() -> None:
     for name, tensor in original.storage.items():
         assert torch.equal(restored.storage[name], tensor), name
     for _ in range(3):
-        for expected, got in zip(original.sample(8), restored.sample(8)):
-            assert torch.equal(expected, got)
+        assert_same_batch(original.sample(8), restored.sample(8))
 
 
 def test_state_dict_without_storage_keeps_the_pending_n_step_window() -> None:

@@ -1,0 +1,158 @@
+"""Proportional prioritized replay (Schaul et al., 2016): transitions drawn in proportion to their TD errors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from rl_lightning.buffers.replay import ReplayBatch, ReplayBuffer
+from rl_lightning.buffers.sum_tree import SumTree
+from rl_lightning.errors import ConfigurationError
+
+
+def _check_exponent(name: str, value: float, meaning: str) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise ConfigurationError(f"{name}={value!r} must lie in [0, 1] ({meaning}).")
+    return float(value)
+
+
+class PrioritizedReplayBuffer(ReplayBuffer):
+    """Replay that draws transition ``i`` with probability ``P(i) = p_i^alpha / sum_k p_k^alpha`` (proportional
+    prioritization), and weights it by ``w_i = (N * P(i))^-beta / max_j w_j`` to correct the bias of the draws.
+
+    ``p_i`` is the magnitude of the transition's last TD error plus ``epsilon`` (so that none is never drawn
+    again), handed back by :meth:`update_priorities` after each update; a new transition gets the largest
+    priority seen so far, so that it is drawn soon. A batch takes one draw from each of ``batch_size`` equal
+    slices of the total priority (stratified, as in the paper), with the buffer's seeded generator. The
+    normaliser ``max_j w_j`` is the batch's, so the weights only ever scale losses down.
+
+    The priorities ``p_i^alpha`` live in a :class:`SumTree` (float32 leaves, float64 sums) on the buffer's
+    device: drawing and updating take a fixed number of batched tensor ops, with nothing read back to the host.
+    Everything else (n-step returns, several envs, the ring) is :class:`ReplayBuffer`'s, and :meth:`state_dict`
+    adds the tree, so that a restored buffer draws the same batches.
+
+    Args:
+        capacity / observation_shape / observation_dtype / action_shape / action_dtype / num_envs / n_step /
+            gamma / device / seed: as for :class:`ReplayBuffer`.
+        alpha: how much the priorities count, in [0, 1]: 0 draws uniformly, 1 in proportion to the priorities
+            (the paper: 0.6).
+        beta: the importance-sampling exponent ``sample`` uses unless given one, in [0, 1]: 0 leaves the bias
+            uncorrected, 1 corrects it fully. The paper anneals it from 0.4 to 1 over training: assign
+            ``buffer.beta`` as it goes, or pass ``beta`` to each ``sample``.
+        epsilon: added to every priority (> 0).
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        observation_shape: Sequence[int],
+        observation_dtype: torch.dtype,
+        action_shape: Sequence[int],
+        action_dtype: torch.dtype,
+        num_envs: int = 1,
+        n_step: int = 1,
+        gamma: float = 0.99,
+        device: torch.device | str = "cpu",
+        seed: int | None = None,
+        alpha: float = 0.6,
+        beta: float = 0.4,
+        epsilon: float = 1e-6,
+    ) -> None:
+        # Checked before the storage is allocated: a bad value should not wait for gigabytes to be zeroed.
+        self.alpha = _check_exponent("alpha", alpha, "0 draws uniformly, 1 in proportion to the priorities")
+        self.beta = beta
+        if not epsilon > 0.0:
+            raise ConfigurationError(f"epsilon={epsilon!r} must be > 0, so that no transition has probability 0.")
+        if (
+            torch.device(device).type == "cuda"
+            and torch.are_deterministic_algorithms_enabled()
+            and not torch.is_deterministic_algorithms_warn_only_enabled()
+        ):  # else the first draw, long after the start, would fail in torch.cumsum
+            raise ConfigurationError(
+                "Prioritized replay on a GPU draws with torch.cumsum, which has no deterministic CUDA kernel, and "
+                "deterministic algorithms are enforced (Trainer(deterministic=True)): keep the buffer on the CPU "
+                "(buffer_device='cpu') or let them warn instead (Trainer(deterministic='warn'))."
+            )
+        self.epsilon = float(epsilon)
+        super().__init__(
+            capacity, observation_shape, observation_dtype, action_shape, action_dtype, num_envs, n_step, gamma,
+            device, seed,
+        )  # fmt: skip
+        self.tree = SumTree(capacity, device=self.device)
+        # The largest p^alpha seen so far, on the device so that keeping it up to date reads nothing back.
+        self.max_priority = torch.ones((), device=self.device)
+
+    @property
+    def beta(self) -> float:
+        """The importance-sampling exponent of :meth:`sample` when it is given none, in [0, 1]."""
+        return self._beta
+
+    @beta.setter
+    def beta(self, value: float) -> None:
+        self._beta = _check_exponent("beta", value, "0 leaves the sampling bias uncorrected, 1 corrects it fully")
+
+    def _write(self, envs: Tensor | None, already_selected: tuple[str, ...] = (), **fields: Tensor) -> int:
+        start = self.position
+        count = super()._write(envs, already_selected, **fields)
+        if count:
+            self.tree.fill(start, count, self.max_priority)
+        return count
+
+    def sample(self, batch_size: int, beta: float | None = None) -> ReplayBatch:
+        """``batch_size`` transitions drawn in proportion to their priorities, with their ``indices`` and
+        importance ``weights``.
+
+        Args:
+            batch_size: transitions drawn (with replacement).
+            beta: the importance-sampling exponent, in [0, 1]; default :attr:`beta`.
+        """
+        if self.size == 0:
+            raise RuntimeError("cannot sample from an empty replay buffer")
+        beta = self._beta if beta is None else _check_exponent("beta", beta, "the importance-sampling exponent")
+        index = self.tree.sample(batch_size, self.generator)
+        if self.size < len(self.tree.levels[0]):  # a draw that rounding carried past the last priority may end there
+            index.clamp_(max=self.size - 1)
+        priorities = self.tree.levels[0].index_select(0, index)
+        # (N * P(i))^-beta / max_j (N * P(j))^-beta = (min_j p_j / p_i)^beta: N and the total cancel out.
+        weights = (priorities.min() / priorities).pow_(beta)
+        return ReplayBatch(**self._gather(index), indices=index, weights=weights)
+
+    def update_priorities(self, indices: Tensor | None, priorities: Tensor) -> None:
+        """Set the priorities of the transitions at ``indices`` (those of a batch just learned from).
+
+        Where an index repeats (a transition drawn twice in one batch), its last priority is kept.
+
+        Args:
+            indices: the batch's ``indices``, a 1-dim long tensor on the buffer's device.
+            priorities: one per index: the magnitudes of the transitions' TD errors (the sign is ignored; no
+                gradient flows).
+        """
+        if indices is None:
+            raise ValueError("update_priorities needs the indices of a batch of this buffer (batch.indices)")
+        priorities = priorities.detach().abs().to(torch.float32).add_(self.epsilon).pow_(self.alpha)
+        torch.maximum(self.max_priority, priorities.max(), out=self.max_priority)
+        self.tree.set(indices, priorities)
+
+    def state_dict(self, include_storage: bool = True) -> dict[str, Any]:
+        """:meth:`ReplayBuffer.state_dict` and the priorities (a full tree's leaves handed over uncopied as well)."""
+        state = super().state_dict(include_storage)
+        state["priorities"] = {"max": self.max_priority.clone(), "beta": self._beta}
+        if include_storage:
+            state["priorities"]["tree"] = self.tree.state_dict(self.size)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict`; the state of a uniform :class:`ReplayBuffer` gets the priority 1 for all."""
+        super().load_state_dict(state)
+        saved = state.get("priorities", {})
+        self.max_priority.fill_(saved.get("max", 1.0))
+        self.beta = saved.get("beta", self._beta)
+        if "tree" in saved:
+            self.tree.load_state_dict(saved["tree"])
+        else:
+            self.tree.clear()
+            self.tree.fill(0, self.size, self.max_priority)
+

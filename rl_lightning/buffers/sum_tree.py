@@ -1,0 +1,194 @@
+"""A sum tree of tensors: write a batch of leaf values, and find the leaves at a batch of prefix sums, in a few ops."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+
+class SumTree:
+    """Non-negative values over ``capacity`` leaves, with the sums needed to draw leaves in proportion to them.
+
+    The tree is wide and shallow, since on small batches the cost is the number of tensor ops more than the data
+    they touch: each interior level holds the sums of ``fanout`` consecutive nodes of the level below, and levels
+    are added only until at most ``top_size`` nodes are left. That top level is searched whole (one cumsum shared
+    by the batch), every level below it with one gather, cumsum and searchsorted over ``fanout`` children per
+    query. At 1M leaves the default (64, 16384) is one interior level of 16,384 sums of blocks of 64 leaves (a
+    blocked prefix sum); ``scripts/per_speed.py`` measures it against a binary tree and other shapes.
+
+    Every interior sum is recomputed from its children whenever one of them changes, never adjusted by a
+    difference, so sums do not drift however long the tree lives. The leaves are float32 (a priority needs no
+    more, and a draw touches half the memory); the sums above them are float64, so that the top level's prefix
+    sum, the longest chain of additions, stays exact to far below one leaf's share of the total. Nothing is read
+    back to the host: writes and searches are batched tensor ops on ``device``.
+
+    Args:
+        capacity: number of leaves (indices ``0 .. capacity - 1``); all start at 0.
+        fanout: children per interior node (at least 2).
+        top_size: most nodes the searched-whole top level may have (at least 1).
+        device: where the sums live, and where indices and values passed in must be.
+    """
+
+    def __init__(
+        self, capacity: int, fanout: int = 64, top_size: int = 16384, device: torch.device | str = "cpu"
+    ) -> None:
+        if capacity < 1 or fanout < 2 or top_size < 1:
+            raise ValueError(
+                f"SumTree needs capacity >= 1, fanout >= 2 and top_size >= 1, not {capacity}, {fanout}, {top_size}."
+            )
+        self.capacity, self.fanout, self.device = capacity, fanout, torch.device(device)
+        top, self.depth = capacity, 0
+        while top > top_size:
+            top, self.depth = -(-top // fanout), self.depth + 1
+        # levels[0] holds the leaves, padded with zeros up to a whole number of top nodes; levels[-1] is the top.
+        self.levels = [
+            torch.zeros(top * fanout ** (self.depth - level), dtype=torch.float64 if level else torch.float32,
+                        device=self.device)
+            for level in range(self.depth + 1)
+        ]  # fmt: skip
+        # Each level below the top as rows of siblings (views made once: a view costs as much as a small op).
+        self._siblings = [level.view(-1, fanout) for level in self.levels[:-1]]
+        # The top level's prefix sums after a leading 0: [k] is the mass before top node k, [k + 1] up to its end.
+        # Searching only the first top - 1 ends never goes past the last node, as a clamp would do.
+        self._top_prefix = torch.zeros(top + 1, dtype=torch.float64, device=self.device)
+        self._top_ends, self._top_search = self._top_prefix[1:], self._top_prefix[1:-1]
+        self._top_total = self._top_prefix[-1:]
+        # Scratch for set(): where an index repeats in a batch, the batch position of its last value.
+        self._last_write = torch.zeros(capacity, dtype=torch.int32, device=self.device)
+        self._positions = torch.zeros(0, dtype=torch.int32, device=self.device)
+        self._slice_starts = torch.zeros(0, dtype=torch.float64, device=self.device)
+
+    @property
+    def leaves(self) -> Tensor:
+        """The ``capacity`` leaf values (a view: write them with :meth:`set` or :meth:`fill`, never in place)."""
+        return self.levels[0][: self.capacity]
+
+    def total(self) -> Tensor:
+        """The sum of all leaves, a 0-dim float64 tensor."""
+        return self.levels[-1].sum(dtype=torch.float64)
+
+    def set(self, indices: Tensor, values: Tensor) -> None:
+        """Write ``values[k]`` at leaf ``indices[k]``; where an index repeats, the last of its values wins.
+
+        Args:
+            indices: leaf indices, a 1-dim long tensor on the tree's device.
+            values: non-negative values, one per index (cast to float32).
+        """
+        # An indexed write with repeated indices keeps an unspecified one of their values (on a GPU, any): give
+        # every repeat the value of the last one first, and the order of the writes no longer matters. The last
+        # batch position writing each index is a max-reduction over positions (order-free, so the same on every
+        # device); include_self=False ignores what the scratch held, so it is never cleared.
+        if len(self._positions) != len(indices):
+            self._positions = torch.arange(len(indices), dtype=torch.int32, device=self.device)
+        self._last_write.scatter_reduce_(0, indices, self._positions, "amax", include_self=False)
+        last_values = values.to(torch.float32).index_select(0, self._last_write.index_select(0, indices))
+        self.levels[0].index_copy_(0, indices, last_values)
+        for siblings, above in zip(self._siblings, self.levels[1:], strict=True):
+            indices = indices.div(self.fanout, rounding_mode="floor")
+            above.index_copy_(0, indices, siblings.index_select(0, indices).sum(1, dtype=torch.float64))
+
+    def fill(self, start: int, count: int, value: Tensor | float) -> None:
+        """Write ``value`` at the ``count`` leaves from ``start`` on, wrapping past the last leaf to leaf 0.
+
+        Args:
+            start: first leaf written, in ``[0, capacity)``.
+            count: number of leaves written, at most ``capacity``.
+            value: the value written, a number or a 0-dim tensor on the tree's device.
+        """
+        end = start + count
+        if end <= self.capacity:
+            self._fill_range(start, end, value)
+        else:
+            self._fill_range(start, self.capacity, value)
+            self._fill_range(0, end - self.capacity, value)
+
+    def _fill_range(self, start: int, end: int, value: Tensor | float) -> None:
+        # A contiguous range of leaves has contiguous ranges of ancestors: slices, no index tensors.
+        self.levels[0][start:end] = value
+        for siblings, above in zip(self._siblings, self.levels[1:], strict=True):
+            start, end = start // self.fanout, -(-end // self.fanout)
+            torch.sum(siblings[start:end], 1, dtype=torch.float64, out=above[start:end])
+
+    def find(self, targets: Tensor) -> Tensor:
+        """The leaf where each prefix sum ``t`` of ``targets`` falls: the first ``i`` with ``sum(leaves[:i + 1]) > t``.
+
+        A leaf of value 0 is never found, except that a target at or past the total (or past the sum of a node's
+        children, by rounding) ends at the last leaf of its node, which may be 0, even one of the padding after
+        ``capacity - 1``: callers clamp the result to the leaves they have filled.
+
+        Args:
+            targets: 1-dim float tensor of prefix sums in ``[0, total())``.
+
+        Returns:
+            The leaf indices, a 1-dim long tensor like ``targets``.
+        """
+        torch.cumsum(self.levels[-1], 0, dtype=torch.float64, out=self._top_ends)
+        return self._descend(targets.to(torch.float64))
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
+        """``batch_size`` leaves drawn in proportion to their values, one from each of ``batch_size`` equal slices
+        of the total (stratified sampling: the batch spreads over the whole distribution).
+
+        As with :meth:`find`, a draw that rounding puts past the end of a node may end at a leaf of value 0.
+
+        Args:
+            batch_size: leaves drawn.
+            generator: the random stream of the draws, on the tree's device.
+
+        Returns:
+            The leaf indices, a 1-dim long tensor, ascending (the slices are in order).
+        """
+        torch.cumsum(self.levels[-1], 0, dtype=torch.float64, out=self._top_ends)
+        if len(self._slice_starts) != batch_size:
+            self._slice_starts = torch.arange(batch_size, dtype=torch.float64, device=self.device) / batch_size
+        # (k + u) / batch_size of the total, u uniform in [0, 1): a draw in slice k.
+        draws = torch.rand(batch_size, dtype=torch.float64, device=self.device, generator=generator)
+        return self._descend(torch.add(self._slice_starts, draws, alpha=1 / batch_size).mul_(self._top_total))
+
+    def _descend(self, targets: Tensor) -> Tensor:
+        """Walk from the top level down to the leaves, keeping each target relative to the node it is in."""
+        nodes = torch.searchsorted(self._top_search, targets, right=True)
+        if self.depth == 0:
+            return nodes
+        targets = (targets - self._top_prefix.index_select(0, nodes)).view(-1, 1)
+        for depth in range(self.depth - 1, -1, -1):
+            children = self._siblings[depth].index_select(0, nodes)  # (batch, fanout)
+            cumsum = children.cumsum(1, dtype=torch.float64)
+            child = torch.searchsorted(cumsum, targets, right=True).clamp_(max=self.fanout - 1)
+            if depth > 0:  # the leaves need no target within them
+                targets = targets - (cumsum - children).gather(1, child)
+            nodes = child.view(-1).add_(nodes, alpha=self.fanout)
+        return nodes
+
+    def clear(self) -> None:
+        """Set every leaf (and so every sum) to 0."""
+        for level in self.levels:
+            level.zero_()
+
+    def state_dict(self, used: int) -> dict[str, Any]:
+        """The leaves ``0 .. used - 1`` (all others must be 0) and the interior sums.
+
+        When all leaves are in use they are handed over themselves, not copied (as a full replay buffer's storage
+        is): write the state out before the tree changes.
+        """
+        leaves = self.levels[0][:used]
+        return {
+            "leaves": leaves if used == self.capacity else leaves.clone(),
+            "sums": [level.clone() for level in self.levels[1:]],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` of a tree of the same shape."""
+        sums, leaves = state["sums"], state["leaves"]
+        shapes = [len(level) for level in self.levels[1:]]
+        if [len(saved) for saved in sums] != shapes or len(leaves) > self.capacity:
+            raise ValueError(
+                f"the saved sum tree (levels {[len(leaves)] + [len(s) for s in sums]}) does not fit this one "
+                f"(capacity {self.capacity}, levels {shapes}): capacity, fanout or top_size differ"
+            )
+        self.levels[0].zero_()
+        self.levels[0][: len(leaves)] = leaves.to(self.device)
+        for level, saved in zip(self.levels[1:], sums, strict=True):
+            level.copy_(saved)
