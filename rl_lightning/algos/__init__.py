@@ -7,6 +7,7 @@ from rl_lightning.algos.dqn import DQN
 from rl_lightning.algos.off_policy import OffPolicyAlgorithm
 from rl_lightning.algos.on_policy import OnPolicyAlgorithm
 from rl_lightning.algos.ppo import PPO
+from rl_lightning.algos.rainbow import RAINBOW, RAINBOW_ATARI
 from rl_lightning.algos.sac import SAC
 from rl_lightning.algos.td3 import TD3
 
@@ -15,6 +16,8 @@ __all__ = [
     "DDPG",
     "DQN",
     "PPO",
+    "RAINBOW",
+    "RAINBOW_ATARI",
     "SAC",
     "TD3",
     "OffPolicyAlgorithm",

@@ -184,6 +184,8 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, Lightni
 
     # ----------------------------------------------------------------------------------------- Lightning hooks
     def configure_callbacks(self) -> list[Callback]:
+        # The first hook of a fit, before Lightning checks the loop configuration: quiet from here to teardown.
+        self._quiet.enter_context(quiet_lightning_warnings())
         # The last hook before Lightning creates its loggers' runs: loggers that name runs read the description.
         for logger in self.loggers:
             if hasattr(logger, "describe_run"):
@@ -192,7 +194,6 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, Lightni
         return []
 
     def setup(self, stage: str) -> None:
-        self._quiet.enter_context(quiet_lightning_warnings())  # left in teardown
         strategy = self.trainer.strategy
         checkpointing.use_atomic_checkpoint_io(strategy)
         if not self.automatic_optimization:

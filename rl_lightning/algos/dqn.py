@@ -1,26 +1,27 @@
-"""Deep Q-Network (Mnih et al., 2015), with Double DQN, a dueling head and n-step returns as options."""
+"""Deep Q-Network (Mnih et al., 2015) with the Rainbow components as options (Hessel et al., 2018): double Q,
+dueling heads, n-step returns, prioritized replay, noisy nets and a distributional head (C51 or QR-DQN)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
-from functools import partial
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from rl_lightning.algos.off_policy import OffPolicyAlgorithm
 from rl_lightning.buffers import ReplayBatch
 from rl_lightning.envs import EnvSpec, check_discrete_actions, check_observation_space
-from rl_lightning.errors import ConfigurationError, check_choice, check_hyperparameters
+from rl_lightning.errors import ConfigurationError, check_hyperparameters
 from rl_lightning.nets import (
     NetworkSpec,
-    QNetwork,
     build_network,
-    check_output_shape,
-    example_observations,
+    default_q_network,
+    noise_disabled,
     polyak_update,
+    q_head,
+    reset_noise,
     target_network,
 )
 
@@ -28,17 +29,20 @@ from rl_lightning.nets import (
 class DQN(OffPolicyAlgorithm):
     """Deep Q-Network: regress ``Q(s, a)`` on ``r + gamma^n * max_a' Q_target(s', a')`` from replayed transitions.
 
-    The defaults are Stable-Baselines3's; ``experiments/dqn_cartpole.yaml`` holds a tuned set.
+    With ``distributional="categorical"`` the network predicts each action's return distribution on a fixed
+    support, learning by the KL divergence from the projected target distribution (C51); with ``"quantile"``,
+    quantiles, by the quantile Huber loss (QR-DQN). ``noisy`` explores by learned parameter noise, not epsilon;
+    ``prioritized_replay`` prioritizes by each transition's loss. Defaults are Stable-Baselines3's;
+    ``DQN(env, **RAINBOW)`` (:mod:`rl_lightning.algos.rainbow`) turns every component on.
 
     Args:
         env: env id, ``Env`` subclass or factory; its action space must be ``Discrete``.
-        q_net: the Q-network: an ``nn.Module`` mapping a batch of observations to ``(batch, n_actions)``
-            values, or a factory ``(observation_space, action_space) -> nn.Module``. Default: an MLP (or
-            the Nature CNN for images) of ``hidden_sizes``.
+        q_net: the Q-network: an ``nn.Module`` mapping observations to ``(batch, n_actions)`` values (or
+            ``(batch, n_actions, n_atoms)`` logits, ``(batch, n_actions, n_quantiles)`` quantiles), or a factory
+            ``(observation_space, action_space) -> nn.Module``. Default: an MLP (the Nature CNN for images).
         hidden_sizes: hidden layer widths of the default Q-network.
         dueling: give the default Q-network a dueling head (Wang et al., 2016).
-        double_q: pick the next action with the online network and value it with the target network
-            (van Hasselt et al., 2016).
+        double_q: pick the next action with the online network, value it with the target (van Hasselt et al.).
         learning_rate: Adam's step size.
         buffer_size: transitions kept in the replay buffer.
         learning_starts: env steps of pure exploration before the first update.
@@ -49,14 +53,19 @@ class DQN(OffPolicyAlgorithm):
         gradient_steps: updates per round (-1: one per env step).
         target_update_interval: env steps between target network updates.
         exploration_fraction: fraction of ``total_timesteps`` over which epsilon decays linearly.
-        exploration_initial_eps: epsilon at the start.
-        exploration_final_eps: epsilon after the decay.
+        exploration_initial_eps: epsilon at the start (0 with ``noisy``).
+        exploration_final_eps: epsilon after the decay (0 with ``noisy``).
         max_grad_norm: gradient norm clip (the Trainer's ``gradient_clip_val`` overrides it; None: no clip).
-        loss: ``"huber"`` (smooth L1, as in the Nature paper) or ``"mse"``.
+        loss: ``"huber"`` (smooth L1, as in the Nature paper) or ``"mse"``, for scalar Q-values.
         n_step: rewards summed into each target before bootstrapping.
-        run: the run arguments (``num_envs``, ``seed``, ``total_timesteps``, ...; see
-            :class:`~rl_lightning.RLAlgorithm`) and ``buffer_device`` / ``save_buffer`` (see
-            :class:`~rl_lightning.OffPolicyAlgorithm`).
+        distributional: None (scalar Q-values), ``"categorical"`` (C51) or ``"quantile"`` (QR-DQN).
+        n_atoms: atoms of the categorical support (51 in C51 and Rainbow).
+        v_min: the support's lowest return (-10 in C51 on Atari; cover the task's returns).
+        v_max: the support's highest return (10 in C51 on Atari).
+        n_quantiles: quantiles per action (200 in QR-DQN).
+        noisy: factorised Gaussian noisy layers in the default network (Fortunato et al., 2018).
+        run: the run arguments (``num_envs``, ``seed``, ...; see :class:`~rl_lightning.RLAlgorithm`) and the
+            replay options (``prioritized_replay``, ``buffer_device``, ...; see :class:`OffPolicyAlgorithm`).
     """
 
     def __init__(
@@ -82,6 +91,12 @@ class DQN(OffPolicyAlgorithm):
         max_grad_norm: float | None = 10.0,
         loss: Literal["huber", "mse"] = "huber",
         n_step: int = 1,
+        distributional: Literal["categorical", "quantile"] | None = None,
+        n_atoms: int = 51,
+        v_min: float = -10.0,
+        v_max: float = 10.0,
+        n_quantiles: int = 200,
+        noisy: bool = False,
         **run: Any,
     ) -> None:
         super().__init__(
@@ -93,26 +108,26 @@ class DQN(OffPolicyAlgorithm):
             exploration_fraction=exploration_fraction, exploration_initial_eps=exploration_initial_eps,
             exploration_final_eps=exploration_final_eps, max_grad_norm=max_grad_norm,
         )
-        check_choice("loss", loss, ("huber", "mse"))
-        if q_net is not None and dueling:
+        if q_net is not None and (dueling or noisy):
+            raise ConfigurationError("dueling and noisy shape the default q_net: build them into yours, or drop them.")
+        if noisy and (exploration_initial_eps > 0 or exploration_final_eps > 0):
             raise ConfigurationError(
-                "dueling=True configures the default Q-network; a q_net of your own must build its dueling head "
-                "itself. Drop dueling=True or q_net."
+                "noisy=True explores by parameter noise and epsilon would explore too: pass exploration_initial_eps=0 "
+                "and exploration_final_eps=0 (as Rainbow does), or drop noisy=True."
             )
         check_discrete_actions(self.action_space, "DQN")
         check_observation_space(self.observation_space, "DQN")
-        self.n_actions = int(self.action_space.n)
-        with self.seeded():
-            default = partial(QNetwork, self.observation_space, self.action_space, hidden_sizes, dueling)
-            self.q_net = build_network(q_net, self.observation_space, self.action_space, default, "q_net")
-        check_output_shape(
-            self.q_net, (example_observations(self.observation_space),), (2, self.n_actions), "q_net",
-            f"(batch, n_actions) for {self.action_space}",
+        self.n_actions, spaces = int(self.action_space.n), (self.observation_space, self.action_space)
+        self.head = q_head(distributional, loss, n_atoms, v_min, v_max)  # here, not in q_net: yours works too
+        default, shape, meaning = default_q_network(
+            *spaces, hidden_sizes, distributional, n_atoms, v_min, v_max, n_quantiles, dueling, noisy
         )
+        with self.seeded():
+            self.q_net = build_network(q_net, *spaces, default, "q_net", (2, *shape), meaning)
         self.q_target = target_network(self.q_net)
-        self.learning_rate, self.tau, self.double_q, self.loss = learning_rate, tau, double_q, loss
+        self.learning_rate, self.tau, self.double_q = learning_rate, tau, double_q
         self.target_update_interval, self.max_grad_norm = target_update_interval, max_grad_norm
-        self.exploration_fraction = exploration_fraction
+        self.exploration_fraction, self.distributional, self.noisy = exploration_fraction, distributional, noisy
         self.exploration_initial_eps, self.exploration_final_eps = exploration_initial_eps, exploration_final_eps
         self.target_updates = 0  # how many target_update_interval boundaries the target has caught up with
 
@@ -124,14 +139,15 @@ class DQN(OffPolicyAlgorithm):
 
     @torch.no_grad()
     def act(self, observations: Tensor, deterministic: bool = False) -> Tensor:
-        """Greedy actions, or epsilon-greedy ones while training."""
+        """Greedy actions (noise-free means with noisy nets), or exploring ones while training."""
         batch = observations.shape[0]
         epsilon = 0.0 if deterministic else self.exploration_rate()
         if epsilon >= 1.0:
-            return torch.randint(
-                self.n_actions, (batch,), device=observations.device, generator=self.generator
-            )
-        greedy = self.q_net(observations).argmax(dim=1)
+            return torch.randint(self.n_actions, (batch,), device=observations.device, generator=self.generator)
+        if self.noisy and not deterministic:
+            reset_noise(self.q_net, self.generator)  # fresh noise for every action choice, as in Rainbow
+        with noise_disabled(self.q_net) if deterministic else contextlib.nullcontext():
+            greedy = self.head.q_values(self.q_net(observations)).argmax(dim=1)
         if epsilon <= 0.0:
             return greedy
         explore = torch.rand(batch, device=greedy.device, generator=self.generator) < epsilon
@@ -139,29 +155,32 @@ class DQN(OffPolicyAlgorithm):
         return torch.where(explore, random, greedy)
 
     def update_target(self) -> None:
-        """Move the target network toward the online one once per ``target_update_interval`` env steps passed.
-
-        Updates fall due while env steps are played; they are applied before the next gradient step, k of
-        them at once as ``target <- target + (1 - (1 - tau)^k) * (online - target)``.
-        """
+        """Move the target toward the online network once per ``target_update_interval`` env steps passed: k due
+        updates at once as ``target <- target + (1 - (1 - tau)^k) * (online - target)``, before the next step."""
         due = self.env_steps // self.target_update_interval - self.target_updates
         if due <= 0:
             return
         self.target_updates += due
         polyak_update(self.q_target, self.q_net, 1.0 - (1.0 - self.tau) ** due)
 
+    def td_losses(self, batch: ReplayBatch) -> tuple[Tensor, Tensor]:
+        """Per-transition losses against the target's outputs at the greedy ``a'`` (online-chosen under double Q)."""
+        rows = torch.arange(len(batch.actions), device=batch.actions.device)
+        with torch.no_grad():
+            next_out = self.q_target(batch.next_observations).float()
+            chooser = self.q_net(batch.next_observations).float() if self.double_q else next_out
+            next_taken = next_out[rows, self.head.q_values(chooser).argmax(dim=1)]
+        outputs = self.q_net(batch.observations).float()
+        taken = outputs[rows, batch.actions.long()]
+        losses = self.head.losses(taken, next_taken, batch.rewards, batch.discounts, batch.terminations)
+        return losses, self.head.q_values(taken.detach().unsqueeze(1)).squeeze(1)  # and Q(s, a), to log
+
     def update(self, batch: ReplayBatch) -> Tensor:
         self.update_target()
-        with torch.no_grad():
-            next_q = self.q_target(batch.next_observations).float()
-            if self.double_q:
-                next_actions = self.q_net(batch.next_observations).argmax(dim=1, keepdim=True)
-                next_value = next_q.gather(1, next_actions).squeeze(1)
-            else:
-                next_value = next_q.max(dim=1).values
-            target = batch.rewards + batch.discounts * (1.0 - batch.terminations) * next_value
-        q = self.q_net(batch.observations).float().gather(1, batch.actions.long().unsqueeze(1)).squeeze(1)
-        loss = F.smooth_l1_loss(q, target) if self.loss == "huber" else F.mse_loss(q, target)
+        for network in (self.q_net, self.q_target) if self.noisy else ():
+            reset_noise(network, self.generator)
+        losses, q = self.td_losses(batch)
+        loss = self.replay_loss(batch, losses)
         self.update_stats.add(loss=loss, q_mean=q.mean())
         return loss
 

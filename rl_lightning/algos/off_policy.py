@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from rl_lightning import seeding
 from rl_lightning.algos.base import DEFAULT_EPOCH_STEPS, RLAlgorithm
-from rl_lightning.buffers import ReplayBuffer
+from rl_lightning.buffers import PrioritizedReplayBuffer, ReplayBatch, ReplayBuffer
 from rl_lightning.data import ReplayDataset
 from rl_lightning.envs import EnvSpec, torch_dtype
 from rl_lightning.errors import ConfigurationError, check_hyperparameters
@@ -35,13 +35,19 @@ def check_train_freq(train_freq: int, num_envs: int, world_size: int = 1) -> Non
 class OffPolicyAlgorithm(RLAlgorithm):
     """An algorithm learning from a replay buffer: play ``train_freq`` env steps, take ``gradient_steps`` updates.
 
-    A subclass passes its replay hyperparameters to ``super().__init__`` and may replace the buffer through
-    :meth:`make_buffer` (a prioritized one, say). ``updates`` counts gradient updates and is in checkpoints.
+    A subclass passes its replay hyperparameters to ``super().__init__``, may replace the buffer through
+    :meth:`make_buffer`, and reduces per-transition losses with :meth:`replay_loss` (which weights them and hands
+    them back as priorities under prioritized replay). ``updates`` counts gradient updates, in checkpoints.
 
     Args:
         buffer_device: where the buffer's tensors live; default the module's device.
         save_buffer: keep the replay buffer in checkpoints, so a resumed run continues exactly. Its size is
             reported when training starts; without it, a resumed run starts with an empty buffer.
+        prioritized_replay: proportional prioritized replay (Schaul et al., 2016): transitions are drawn with
+            probability proportional to their last loss to the power ``prioritized_alpha``, and their losses
+            weighted by importance weights ``(N * P(i))^-beta / max``, beta annealed linearly to 1.
+        prioritized_alpha: how much the priorities count (0: uniform draws).
+        prioritized_beta: the importance-weight exponent at the start (1 at ``total_timesteps``).
     """
 
     def __init__(
@@ -57,9 +63,13 @@ class OffPolicyAlgorithm(RLAlgorithm):
         n_step: int,
         buffer_device: str | None = None,
         save_buffer: bool = True,
+        prioritized_replay: bool = False,
+        prioritized_alpha: float = 0.6,
+        prioritized_beta: float = 0.4,
         **run: Any,
     ) -> None:
         super().__init__(env, **run)
+        check_hyperparameters(prioritized_alpha=prioritized_alpha, prioritized_beta=prioritized_beta)
         check_hyperparameters(buffer_size=buffer_size, batch_size=batch_size, train_freq=train_freq, n_step=n_step)
         check_hyperparameters(gamma=gamma, learning_starts=learning_starts, gradient_steps=gradient_steps)
         num_envs = self.num_envs
@@ -86,6 +96,8 @@ class OffPolicyAlgorithm(RLAlgorithm):
         self.buffer_size, self.learning_starts, self.batch_size = buffer_size, learning_starts, batch_size
         self.gamma, self.train_freq, self.gradient_steps, self.n_step = gamma, train_freq, gradient_steps, n_step
         self.buffer_device, self.save_buffer = buffer_device, save_buffer
+        self.prioritized_replay, self.prioritized_alpha = prioritized_replay, prioritized_alpha
+        self.prioritized_beta = prioritized_beta
         self.buffer: ReplayBuffer | None = None
         self.updates = 0  # gradient updates so far
 
@@ -101,8 +113,9 @@ class OffPolicyAlgorithm(RLAlgorithm):
             self.buffer = self.make_buffer(self.buffer_device or self.trainer.strategy.root_device)
 
     def make_buffer(self, device: torch.device | str) -> ReplayBuffer:
-        """The replay buffer (called once, when fitting starts): uniform replay; override for another kind."""
-        return ReplayBuffer(
+        """The replay buffer (called once, when fitting starts): uniform or prioritized; override for another."""
+        prioritized = {"alpha": self.prioritized_alpha, "beta": self.prioritized_beta}
+        return (PrioritizedReplayBuffer if self.prioritized_replay else ReplayBuffer)(
             self.buffer_size,
             self.observation_space.shape,
             torch_dtype(self.observation_space),
@@ -113,7 +126,19 @@ class OffPolicyAlgorithm(RLAlgorithm):
             gamma=self.gamma,
             device=device,
             seed=seeding.stream_seed(self.seed, "replay", self.global_rank),
+            **(prioritized if self.prioritized_replay else {}),
         )
+
+    def replay_loss(self, batch: ReplayBatch, losses: Tensor) -> Tensor:
+        """The mean of the batch's per-transition ``losses``, importance-weighted under prioritized replay, where
+        the losses also become the transitions' new priorities (and beta moves on for the next batch)."""
+        if batch.weights is None:
+            return losses.mean()
+        self.buffer.update_priorities(batch.indices, losses.detach())
+        self.buffer.beta = self.prioritized_beta + min(1.0, self.env_steps / self.total_timesteps) * (
+            1.0 - self.prioritized_beta
+        )
+        return (batch.weights * losses).mean()
 
     @torch.no_grad()
     def uniform_actions(self, batch: int, action_dim: int, device: torch.device) -> Tensor:

@@ -36,13 +36,15 @@ from rl_lightning.nets.policies import (
     orthogonal_init,
 )
 from rl_lightning.nets.polyak import polyak_update, target_network
-from rl_lightning.nets.q import CategoricalQNetwork, QNetwork, QuantileQNetwork
+from rl_lightning.nets.q import CategoricalQNetwork, QNetwork, QuantileQNetwork, default_q_network
+from rl_lightning.nets.q_heads import CategoricalQHead, QuantileQHead, ScalarQHead, q_head
 
 __all__ = [
     "ActionScaling",
     "ActorCritic",
     "Categorical",
     "CategoricalHead",
+    "CategoricalQHead",
     "CategoricalQNetwork",
     "ContinuousQNetworks",
     "DeterministicActor",
@@ -56,8 +58,10 @@ __all__ = [
     "NoisyLinear",
     "OneHotEncoder",
     "QNetwork",
+    "QuantileQHead",
     "QuantileQNetwork",
     "RunningMeanStd",
+    "ScalarQHead",
     "SquashedGaussianActor",
     "action_dim",
     "build_critic",
@@ -68,6 +72,7 @@ __all__ = [
     "check_output_shape",
     "default_actor",
     "default_critic",
+    "default_q_network",
     "example_observations",
     "is_image_space",
     "make_action_head",
@@ -76,6 +81,7 @@ __all__ = [
     "noise_disabled",
     "orthogonal_init",
     "polyak_update",
+    "q_head",
     "quantile_huber_loss",
     "quantile_midpoints",
     "quantile_q_values",

@@ -179,3 +179,31 @@ class QuantileQNetwork(_DistributionalQNetwork):
     def q_values(self, quantiles: Tensor) -> Tensor:
         """Expected returns ``(batch, n_actions)`` of this network's quantiles ``(batch, n_actions, n_quantiles)``."""
         return quantile_q_values(quantiles)
+
+
+def default_q_network(
+    observation_space: gym.Space,
+    action_space: gym.spaces.Discrete,
+    hidden_sizes: Sequence[int],
+    distributional: str | None = None,
+    n_atoms: int = 51,
+    v_min: float = -10.0,
+    v_max: float = 10.0,
+    n_quantiles: int = 200,
+    dueling: bool = False,
+    noisy: bool = False,
+) -> tuple[Callable[[], nn.Module], tuple[int, ...], str]:
+    """DQN's default network for ``distributional`` (None, ``"categorical"`` or ``"quantile"``): a factory, the
+    shape of its output for one observation (``(n_actions,)``, ``(n_actions, n_atoms)``, ...), and what that is."""
+    spaces, n_actions = (observation_space, action_space), int(action_space.n)
+    options = {"dueling": dueling, **({"noisy": True} if noisy else {})}
+    if distributional == "categorical":
+        categorical_support(n_atoms, v_min, v_max)  # refuse a bad support before anything is built
+        factory = functools.partial(CategoricalQNetwork, *spaces, hidden_sizes, n_atoms, v_min, v_max, **options)
+        return factory, (n_actions, n_atoms), f"(batch, n_actions, n_atoms) logits for {action_space}"
+    if distributional == "quantile":
+        quantile_midpoints(n_quantiles)
+        factory = functools.partial(QuantileQNetwork, *spaces, hidden_sizes, n_quantiles, **options)
+        return factory, (n_actions, n_quantiles), f"(batch, n_actions, n_quantiles) quantiles for {action_space}"
+    factory = functools.partial(QNetwork, *spaces, hidden_sizes, **options)
+    return factory, (n_actions,), f"(batch, n_actions) for {action_space}"

@@ -73,3 +73,17 @@ class QuantileQHead(nn.Module):
     def losses(self, taken: Tensor, next_taken: Tensor, rewards: Tensor, discounts: Tensor, ends: Tensor) -> Tensor:
         bootstrap = (discounts * (1.0 - ends)).unsqueeze(-1)
         return quantile_huber_loss(taken, rewards.unsqueeze(-1) + bootstrap * next_taken, self.kappa)
+
+
+def q_head(
+    distributional: Literal["categorical", "quantile"] | None,
+    loss: Literal["huber", "mse"] = "huber",
+    n_atoms: int = 51,
+    v_min: float = -10.0,
+    v_max: float = 10.0,
+) -> nn.Module:
+    """The head for ``distributional``: None (scalar values, ``loss``), ``"categorical"`` or ``"quantile"``."""
+    check_choice("distributional", distributional, (None, "categorical", "quantile"))
+    if distributional == "categorical":
+        return CategoricalQHead(n_atoms, v_min, v_max)
+    return QuantileQHead() if distributional == "quantile" else ScalarQHead(loss)

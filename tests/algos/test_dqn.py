@@ -11,7 +11,7 @@ import yaml
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from torch import nn
 
-from rl_lightning import DQN, ConfigurationError
+from rl_lightning import DQN, RAINBOW, ConfigurationError
 from rl_lightning.buffers import ReplayBatch
 from tests.helpers import DQN_SMALL as SMALL
 from tests.helpers import parameters, trainer
@@ -129,7 +129,7 @@ def test_q_net_with_wrong_output_shape_is_refused_naming_the_expected_shape():
         ({"num_envs": 3}, "train_freq=4 env steps is not a whole number of steps of the 3 envs"),
         ({"steps_per_epoch": 510}, "steps_per_epoch=510 must be a multiple of train_freq=4"),
         ({"gamma": 1.5}, r"gamma=1.5 must lie in \[0, 1\]"),
-        ({"dueling": True, "q_net": TutorialQNet(4, 2)}, "Drop dueling=True or q_net"),
+        ({"dueling": True, "q_net": TutorialQNet(4, 2)}, "dueling and noisy shape the default q_net"),
     ],
 )
 def test_impossible_hyperparameters_are_refused(overrides, message):
@@ -250,3 +250,50 @@ def test_dqn_solves_cartpole_within_50k_env_steps():
     run.fit(dqn)
     assert dqn.env_steps == 50_000
     assert run.callback_metrics["val/return_mean"] >= 475
+
+
+# ---------------------------------------------------------------------------------------------- Rainbow components
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"distributional": "categorical", "n_atoms": 11, "v_min": 0.0, "v_max": 50.0},
+        {"distributional": "quantile", "n_quantiles": 8},
+        {"noisy": True, "exploration_initial_eps": 0.0, "exploration_final_eps": 0.0},
+        {"prioritized_replay": True},
+        {**RAINBOW, "n_atoms": 11, "v_min": 0.0, "v_max": 50.0},
+    ],
+    ids=["c51", "qr", "noisy", "per", "rainbow"],
+)
+def test_each_rainbow_component_trains_alone_and_together(options):
+    dqn = DQN(**{**SMALL, **options})
+    trainer().fit(dqn)
+    assert torch.isfinite(torch.tensor(float(dqn.trainer.callback_metrics["train/loss"])))
+    if options.get("prioritized_replay"):
+        assert dqn.buffer.beta > dqn.prioritized_beta  # annealed toward 1 as env steps pass
+        assert abs(dqn.buffer.tree.total().item() - len(dqn.buffer)) > 1.0  # priorities moved from the initial 1s
+
+
+def test_noisy_evaluation_is_deterministic_and_training_actions_explore():
+    dqn = DQN(noisy=True, exploration_initial_eps=0.0, exploration_final_eps=0.0, **SMALL)
+    dqn.generator = torch.Generator().manual_seed(0)
+    dqn.env_steps = SMALL["total_timesteps"]
+    observations = torch.randn(256, 4)
+    assert torch.equal(dqn.act(observations, deterministic=True), dqn.act(observations, deterministic=True))
+    draws = torch.stack([dqn.act(observations) for _ in range(5)])
+    assert (draws != draws[0]).any()  # fresh noise at each call changes some greedy choices
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"noisy": True}, "noisy=True explores by parameter noise and epsilon would explore too"),
+        ({"prioritized_replay": True, "prioritized_alpha": 1.5}, r"prioritized_alpha=1.5 must lie in \[0, 1\]"),
+        ({"prioritized_replay": True, "prioritized_beta": -0.1}, r"prioritized_beta=-0.1 must lie in \[0, 1\]"),
+        ({"distributional": "categorical", "v_min": 5.0, "v_max": 5.0}, "v_min"),
+        ({"distributional": "categorical", "n_atoms": 1}, "n_atoms"),
+        ({"distributional": "gaussian"}, "distributional='gaussian' must be one of None, 'categorical', 'quantile'"),
+    ],
+)
+def test_bad_rainbow_settings_are_refused_with_one_message(overrides, message):
+    with pytest.raises(ConfigurationError, match=message):
+        DQN(**{**SMALL, **overrides})
