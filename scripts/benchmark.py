@@ -104,9 +104,7 @@ def train_ours(hyperparameters: dict[str, Any], eval_episodes: int, eval_seed: i
 
     collector = Collector(model.make_env(1))  # the module's own env: same kwargs and wrappers as training
     with torch.no_grad():
-        episodes = evaluate_policy(
-            lambda obs: model.act(obs, deterministic=True), collector, eval_episodes, seed=eval_seed
-        )
+        episodes = evaluate_policy(model, collector, eval_episodes, seed=eval_seed)
     collector.close()
     return Outcome(model.env_steps, wall_s, episodes.returns.tolist())
 

@@ -165,15 +165,15 @@ class DQN(OffPolicyAlgorithm):
 
     def td_losses(self, batch: ReplayBatch) -> tuple[Tensor, Tensor]:
         """Per-transition losses against the target's outputs at the greedy ``a'`` (online-chosen under double Q)."""
-        rows = torch.arange(len(batch.actions), device=batch.actions.device)
         with torch.no_grad():
             next_out = self.q_target(batch.next_observations).float()
             chooser = self.q_net(batch.next_observations).float() if self.double_q else next_out
-            next_taken = next_out[rows, self.head.q_values(chooser).argmax(dim=1)]
-        outputs = self.q_net(batch.observations).float()
-        taken = outputs[rows, batch.actions.long()]
-        losses = self.head.losses(taken, next_taken, batch.rewards, batch.discounts, batch.terminations)
-        return losses, self.head.q_values(taken.detach().unsqueeze(1)).squeeze(1)  # and Q(s, a), to log
+            next_taken = self.head.greedy(next_out, chooser)
+        taken = self.head.select(self.q_net(batch.observations).float(), batch.actions)
+        # Per transition only where prioritized replay weights them: a mean is one fused kernel for scalar values.
+        mean = batch.weights is None
+        losses = self.head.losses(taken, next_taken, batch.rewards, batch.discounts, batch.terminations, mean)
+        return losses, taken if taken.dim() == 1 else self.head.q_values(taken.detach())  # and Q(s, a), to log
 
     def update(self, batch: ReplayBatch) -> Tensor:
         self.update_target()

@@ -130,10 +130,11 @@ class OffPolicyAlgorithm(RLAlgorithm):
         )
 
     def replay_loss(self, batch: ReplayBatch, losses: Tensor) -> Tensor:
-        """The mean of the batch's per-transition ``losses``, importance-weighted under prioritized replay, where
-        the losses also become the transitions' new priorities (and beta moves on for the next batch)."""
+        """The mean of the batch's per-transition ``losses`` (or ``losses`` if already a mean), importance-weighted
+        under prioritized replay, where the losses also become the transitions' new priorities (and beta moves on
+        for the next batch)."""
         if batch.weights is None:
-            return losses.mean()
+            return losses if losses.dim() == 0 else losses.mean()
         self.buffer.update_priorities(batch.indices, losses.detach())
         self.buffer.beta = self.prioritized_beta + min(1.0, self.env_steps / self.total_timesteps) * (
             1.0 - self.prioritized_beta

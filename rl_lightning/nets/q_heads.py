@@ -24,7 +24,27 @@ from rl_lightning.nets.distributional import (
 )
 
 
-class ScalarQHead(nn.Module):
+class _QHead(nn.Module):
+    """What every head shares: picking the outputs of given actions and of the greedy next action."""
+
+    def q_values(self, outputs: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    @staticmethod
+    def select(outputs: Tensor, actions: Tensor) -> Tensor:
+        """The outputs ``(batch, n_actions, ...)`` of the given ``(batch,)`` actions: ``(batch, ...)``."""
+        index = actions.long().unsqueeze(1)
+        if outputs.dim() > 2:
+            index = index.view(-1, 1, *([1] * (outputs.dim() - 2))).expand(-1, 1, *outputs.shape[2:])
+        return outputs.gather(1, index).squeeze(1)
+
+    def greedy(self, outputs: Tensor, chooser: Tensor) -> Tensor:
+        """The ``outputs`` of the action with the largest expected value under ``chooser`` (double Q: the online
+        network's outputs; otherwise ``outputs`` themselves)."""
+        return self.select(outputs, self.q_values(chooser).argmax(dim=1))
+
+
+class ScalarQHead(_QHead):
     """One value per action; the loss of ``Q(s, a)`` against ``r + discount * (1 - term) * Q_target(s', a')``.
 
     Args:
@@ -39,12 +59,18 @@ class ScalarQHead(nn.Module):
     def q_values(self, outputs: Tensor) -> Tensor:
         return outputs
 
-    def losses(self, taken: Tensor, next_taken: Tensor, rewards: Tensor, discounts: Tensor, ends: Tensor) -> Tensor:
-        """Per-transition losses of the taken actions' outputs against the bootstrapped next outputs."""
-        return self.loss(taken, rewards + discounts * (1.0 - ends) * next_taken, reduction="none")
+    def greedy(self, outputs: Tensor, chooser: Tensor) -> Tensor:
+        return outputs.max(dim=1).values if chooser is outputs else super().greedy(outputs, chooser)
+
+    def losses(
+        self, taken: Tensor, next_taken: Tensor, rewards: Tensor, discounts: Tensor, ends: Tensor, mean: bool = False
+    ) -> Tensor:
+        """Per-transition losses of the taken actions' outputs against the bootstrapped next outputs (or their
+        mean, in one fused kernel, when ``mean``)."""
+        return self.loss(taken, rewards + discounts * (1.0 - ends) * next_taken, reduction="mean" if mean else "none")
 
 
-class CategoricalQHead(nn.Module):
+class CategoricalQHead(_QHead):
     """C51: logits of each action's return distribution on ``n_atoms`` points from ``v_min`` to ``v_max``; the
     loss is the KL divergence from the target distribution projected onto the support (Rainbow's priority)."""
 
@@ -55,12 +81,15 @@ class CategoricalQHead(nn.Module):
     def q_values(self, outputs: Tensor) -> Tensor:
         return categorical_q_values(outputs, self.support)
 
-    def losses(self, taken: Tensor, next_taken: Tensor, rewards: Tensor, discounts: Tensor, ends: Tensor) -> Tensor:
+    def losses(
+        self, taken: Tensor, next_taken: Tensor, rewards: Tensor, discounts: Tensor, ends: Tensor, mean: bool = False
+    ) -> Tensor:
         target = categorical_projection(next_taken.softmax(dim=-1), rewards, discounts, ends, self.support)
-        return torch.xlogy(target, target).sum(-1) - (target * taken.log_softmax(dim=-1)).sum(-1)
+        losses = torch.xlogy(target, target).sum(-1) - (target * taken.log_softmax(dim=-1)).sum(-1)
+        return losses.mean() if mean else losses
 
 
-class QuantileQHead(nn.Module):
+class QuantileQHead(_QHead):
     """QR-DQN: quantiles of each action's return distribution; the quantile Huber loss against the target's."""
 
     def __init__(self, kappa: float = 1.0) -> None:
@@ -70,9 +99,12 @@ class QuantileQHead(nn.Module):
     def q_values(self, outputs: Tensor) -> Tensor:
         return quantile_q_values(outputs)
 
-    def losses(self, taken: Tensor, next_taken: Tensor, rewards: Tensor, discounts: Tensor, ends: Tensor) -> Tensor:
+    def losses(
+        self, taken: Tensor, next_taken: Tensor, rewards: Tensor, discounts: Tensor, ends: Tensor, mean: bool = False
+    ) -> Tensor:
         bootstrap = (discounts * (1.0 - ends)).unsqueeze(-1)
-        return quantile_huber_loss(taken, rewards.unsqueeze(-1) + bootstrap * next_taken, self.kappa)
+        losses = quantile_huber_loss(taken, rewards.unsqueeze(-1) + bootstrap * next_taken, self.kappa)
+        return losses.mean() if mean else losses
 
 
 def q_head(
