@@ -391,10 +391,10 @@ def submit_slurm(runs: list[SeedRun], parallel: int, slurm_options: dict[str, st
         raise ConfigurationError(
             "--launcher slurm needs --slurm_time MINUTES, the time limit of each seed's job (submitit's default is 5)."
         )
-    if shutil.which("sbatch") is None:
+    if shutil.which("sbatch") is None or shutil.which("srun") is None:
         raise ConfigurationError(
-            "--launcher slurm: there is no sbatch here; submit from a SLURM login node, or leave out --launcher to run "
-            "the seeds on this machine."
+            "--launcher slurm: there is no sbatch or srun here; submit from a SLURM login node, or leave out "
+            "--launcher to run the seeds on this machine."
         )
     executor = submitit.AutoExecutor(folder=root / "slurm", cluster="slurm")
     try:

@@ -7,6 +7,7 @@ The runs are real: the session fixture ``seeded_runs`` (``tests/seeded_runs.py``
 from __future__ import annotations
 
 import csv
+import os
 import re
 import sys
 from pathlib import Path
@@ -116,7 +117,31 @@ def test_slurm_needs_a_time_limit_and_sbatch(tmp_path, monkeypatch):
     assert "--launcher slurm needs --slurm_time MINUTES" in result.err
     result = run_cli("fit", "--config", PPO_CONFIG, "--seeds", "0-1", "--launcher", "slurm", "--slurm_time", "60")
     assert result.status == 2
-    assert "there is no sbatch here" in result.err
+    assert "there is no sbatch or srun here" in result.err
+
+
+def test_slurm_submits_one_array_job_with_the_options_given(tmp_path, monkeypatch):
+    pytest.importorskip("submitit")
+    monkeypatch.chdir(tmp_path)
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for name in ("sbatch", "srun"):  # sbatch answers as SLURM does; nothing is run
+        (fake / name).write_text('#!/bin/sh\necho "Submitted batch job 4242"\n')
+        (fake / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    options = ["--launcher", "slurm", "--slurm_time", "60", "--slurm_partition", "gpu", "--slurm_mem", "16GB"]
+    result = run_cli("fit", "--config", PPO_CONFIG, "--seeds", "0-2", "--parallel", "2", *options)
+    assert result.status == 0, result.err
+    for seed in range(3):
+        assert f"seed {seed}: submitted as SLURM job 4242_{seed}, output in runs/ppo_cartpole/seed_{seed}/fit.log" in (
+            result.out
+        )
+    script = (tmp_path / "runs" / "ppo_cartpole" / "slurm" / "4242_submission.sh").read_text()
+    for line in ("--array=0-2%2", "--time=60", "--partition=gpu", "--mem=16GB", "--job-name=rl-ppo_cartpole"):
+        assert f"#SBATCH {line}\n" in script
+    result = run_cli("fit", "--config", PPO_CONFIG, "--seeds", "0-2", *options, "--slurm_no_such", "1")
+    assert result.status == 2
+    assert "Unknown argument 'no_such' for executor 'slurm'" in result.err
 
 
 def test_seed_lists_and_ranges():
