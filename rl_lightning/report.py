@@ -653,7 +653,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """
     parser = argparse.ArgumentParser(
         prog="rl-lightning report",
-        description="Final and best evaluation returns over seeds (IQM with 95%% bootstrap intervals) and learning "
+        description="Final and best evaluation returns over seeds (IQM with 95% bootstrap intervals) and learning "
         "curves, per configuration, from the runs of `rl-lightning fit`.",
     )
     parser.add_argument(

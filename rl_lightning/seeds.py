@@ -419,7 +419,7 @@ def submit_slurm(runs: list[SeedRun], parallel: int, slurm_options: dict[str, st
 # ------------------------------------------------------------------------------------------------ entry point
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="rl-lightning fit --config X.yaml --seeds SEEDS",
+        prog="rl-lightning fit --config X.yaml",
         description="Train one configuration with several seeds. Every other option goes to each seed's "
         "`rl-lightning fit` (see rl-lightning fit --help).",
     )
@@ -433,7 +433,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="VALUE",
         dest="slurm",
         help="with --launcher slurm: submitit's slurm_<name> (sbatch's --<name>), e.g. --slurm_partition gpu "
-        "--slurm_time 120 (minutes, required) --slurm_gpus_per_node 1 --slurm_cpus_per_task 4 --slurm_mem 16G",
+        "--slurm_time 120 (minutes, required) --slurm_gpus_per_node 1 --slurm_cpus_per_task 4 --slurm_mem 16GB",
     )
     return parser
 

@@ -189,3 +189,9 @@ def test_each_seed_runs_on_one_thread_unless_told_otherwise(tmp_path, monkeypatc
     assert environment["WANDB_DIR"] == str(tmp_path / "seed_0")
     monkeypatch.setenv("OMP_NUM_THREADS", "4")
     assert _child_environment(tmp_path)["OMP_NUM_THREADS"] == "4"
+
+
+def test_help_names_the_launcher_options():
+    result = run_cli("fit", "--config", PPO_CONFIG, "--seeds", "0-1", "--help")
+    assert result.status == 0
+    assert "--parallel PARALLEL" in result.out and "--slurm_<name> VALUE" in result.out
