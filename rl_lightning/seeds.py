@@ -208,6 +208,30 @@ def _check_fit_args(fit_args: list[str]) -> None:
             f"--ckpt_path {ckpt_paths[-1]} with --seeds: each seed resumes its own checkpoint, so only --ckpt_path "
             f"last is accepted."
         )
+    shared = _checkpoint_dirpath(fit_args)
+    if shared is not None:
+        raise ConfigurationError(
+            f"--seeds: a checkpoint callback writes to dirpath {shared}, one folder for every seed, where they would "
+            f"overwrite each other's checkpoints. Leave dirpath out: each seed's then go to <root>/seed_S/checkpoints."
+        )
+
+
+def _checkpoint_dirpath(fit_args: list[str]) -> str | None:
+    """A ``dirpath`` given to a callback on the command line or in a ``--config`` file, if any."""
+    for token in fit_args:
+        name, _, value = token.partition("=")
+        if name.startswith("--trainer.callbacks") and name.endswith(".dirpath"):
+            return value or "(on the command line)"
+    for config in _option_values(fit_args, "--config", "-c"):
+        path = Path(config)
+        content = yaml.safe_load(path.read_text()) if path.is_file() else None
+        trainer = content.get("trainer") if isinstance(content, dict) else None
+        callbacks = trainer.get("callbacks") if isinstance(trainer, dict) else None
+        for callback in callbacks if isinstance(callbacks, list) else []:
+            init_args = callback.get("init_args") if isinstance(callback, dict) else None
+            if isinstance(init_args, dict) and init_args.get("dirpath"):
+                return str(init_args["dirpath"])
+    return None
 
 
 # ------------------------------------------------------------------------------------------------ finished seeds
@@ -468,9 +492,13 @@ def main(argv: list[str]) -> int:
         total = _config_value(
             fit_args, "model", "total_timesteps", ("--model.init_args.total_timesteps", "--model.total_timesteps")
         )
+        try:
+            total = None if total is None else int(float(total))
+        except ValueError:  # not a number: fit itself will say so when it starts
+            total = None
         unfinished = []
         for run in runs:
-            finished = finished_steps(run.folder, None if total is None else int(total))
+            finished = finished_steps(run.folder, total)
             if finished is None:
                 unfinished.append(run)
             else:

@@ -88,6 +88,7 @@ def test_resuming_skips_the_seeds_that_have_finished(seeded_runs):
         (["--seeds", "0-1", "--ckpt_path", "x.ckpt"], "only --ckpt_path last is accepted"),
         (["--seeds", "0-1", "--slurm_partition", "gpu"], "--slurm_partition applies to --launcher slurm only"),
         (["--seeds", "0-1", "--launcher", "pbs"], "--launcher pbs: choose local (the default) or slurm"),
+        (["--seeds", "0-1", "--trainer.callbacks.dirpath=ckpts"], "writes to dirpath ckpts, one folder for every seed"),
     ],
 )
 def test_bad_seed_options_exit_2_with_one_message_and_write_nothing(tmp_path, monkeypatch, options, message):
@@ -195,3 +196,13 @@ def test_help_names_the_launcher_options():
     result = run_cli("fit", "--config", PPO_CONFIG, "--seeds", "0-1", "--help")
     assert result.status == 0
     assert "--parallel PARALLEL" in result.out and "--slurm_<name> VALUE" in result.out
+
+
+def test_a_config_whose_checkpoints_share_one_folder_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    last = "        filename: last\n"
+    (tmp_path / "shared.yaml").write_text(Path(PPO_CONFIG).read_text().replace(last, f"{last}        dirpath: ck\n"))
+    result = run_cli("fit", "--config", "shared.yaml", "--seeds", "0-1")
+    assert result.status == 2
+    assert "writes to dirpath ck, one folder for every seed" in result.err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["shared.yaml"]
