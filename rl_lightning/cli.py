@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 
+from rl_lightning import report, seeds
 from rl_lightning.algos.base import RLAlgorithm
 from rl_lightning.algos.checkpointing import (
     READ_ERRORS,
@@ -183,6 +184,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         if command and command[0] == "evaluate":
             evaluate(command[1:])
+        elif command and command[0] == "report":
+            report.main(command[1:])
+        elif any(arg == "--seeds" or arg.startswith("--seeds=") for arg in command):
+            sys.exit(seeds.main(command))
         else:
             RLCLI(args=argv)
     except Exception as error:

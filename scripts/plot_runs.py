@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
+
+from rl_lightning.report import read_hparams
 
 DEFAULT_METRIC = "val/return_mean"
 
@@ -39,21 +40,6 @@ class Curve:
     source: Path
 
 
-class _HparamsLoader(yaml.SafeLoader):
-    """Reads Lightning's ``hparams.yaml``, whose Python-specific tags (tuples, objects) become plain values."""
-
-
-def _plain_value(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node, deep=True)
-    if isinstance(node, yaml.MappingNode):
-        return loader.construct_mapping(node, deep=True)
-    return loader.construct_scalar(node)
-
-
-_HparamsLoader.add_multi_constructor("tag:yaml.org,2002:python/", _plain_value)
-
-
 def _identity(config: dict[str, Any], source: Path) -> tuple[str, str, int | None]:
     """(algorithm, env id, seed) from a run's config, which ``RLAlgorithm.run_description`` fills in."""
     algorithm = config.get("algorithm") or str(config.get("_class_path", "?")).rpartition(".")[2]
@@ -67,7 +53,7 @@ def _identity(config: dict[str, Any], source: Path) -> tuple[str, str, int | Non
 def read_csv_run(metrics_csv: Path, metric: str) -> Curve | None:
     """A Lightning ``CSVLogger`` run: ``metrics.csv`` and the ``hparams.yaml`` beside it."""
     hparams_file = metrics_csv.with_name("hparams.yaml")
-    config = yaml.load(hparams_file.read_text(), Loader=_HparamsLoader) if hparams_file.exists() else {}
+    config = read_hparams(hparams_file) if hparams_file.exists() else {}
     with open(metrics_csv, newline="") as file:
         rows = [row for row in csv.DictReader(file) if row.get(metric)]
     if not rows:

@@ -1,4 +1,5 @@
-"""Shared fixtures: vector envs of the deterministic ``CountingEnv`` (see ``tests/toy_envs.py``)."""
+"""Shared fixtures: vector envs of the deterministic ``CountingEnv`` (see ``tests/toy_envs.py``), and runs of several
+seeds made by ``rl-lightning fit --seeds`` (see ``tests/seeded_runs.py``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 import torch
 from gymnasium.vector import SyncVectorEnv
 
+from tests.seeded_runs import SeededRuns, make_seeded_runs
 from tests.toy_envs import counting_vector_env
 
 
@@ -27,3 +29,9 @@ def single_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def seeded_runs(tmp_path_factory: pytest.TempPathFactory) -> SeededRuns:
+    """Two seeds of PPO on CartPole trained by ``rl-lightning fit --seeds``, then resumed (``tests/seeded_runs.py``)."""
+    return make_seeded_runs(tmp_path_factory.mktemp("seeds") / "ppo")
