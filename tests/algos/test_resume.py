@@ -27,7 +27,7 @@ import torch
 import yaml
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
-from rl_lightning import DQN, PPO, ConfigurationError
+from rl_lightning import DQN, PPO, RAINBOW, ConfigurationError
 from rl_lightning.algos.checkpointing import (
     AtomicCheckpointIO,
     global_rng_state,
@@ -76,8 +76,9 @@ class ResumeProbe(Callback):
             checkpoint["kill"] = _KillWhenPickled()
 
 
-# Tiny runs of four epochs; DQN with 2 envs and 3-step returns, PPO with both normalizers and a learning-rate
-# schedule, SAC on Pendulum. Where each is killed: DQN while writing epoch 2's checkpoint, the others mid-epoch 2.
+# Tiny runs of four epochs; DQN with 2 envs and 3-step returns, Rainbow's DQN (prioritized replay's sum tree, noisy
+# layers, C51), PPO with both normalizers and a learning-rate schedule, SAC on Pendulum. Where each is killed: DQN
+# while writing epoch 2's checkpoint, the others mid-epoch 2.
 RUNS: dict[str, dict[str, Any]] = {
     "dqn": {
         "kill": {KILL_IN_SAVE: "2"},
@@ -96,6 +97,25 @@ RUNS: dict[str, dict[str, Any]] = {
             steps_per_epoch=384,
             eval_episodes=2,
             eval_envs=2,
+        ),
+    },
+    "rainbow": {
+        "kill": {KILL_IN_EPOCH: "2"},
+        "class_path": "rl_lightning.DQN",
+        "init_args": dict(
+            env="CartPole-v1",
+            num_envs=2,
+            hidden_sizes=[32],
+            learning_starts=256,
+            batch_size=32,
+            train_freq=4,
+            gradient_steps=1,
+            target_update_interval=100,
+            total_timesteps=1536,
+            steps_per_epoch=384,
+            eval_episodes=2,
+            eval_envs=2,
+            **{**RAINBOW, "n_atoms": 11, "v_min": 0.0, "v_max": 50.0},
         ),
     },
     "ppo": {
