@@ -3,6 +3,8 @@
 ``CountingEnv`` counts the steps of its episode: after ``t`` steps the observation is ``[t]`` and the
 ``t``-th step's reward is ``t``, whatever the action. With ``terminate_at=k`` the ``k``-th step terminates
 the episode; :func:`counting_env` adds a gymnasium ``TimeLimit`` so that an episode is truncated instead.
+
+:func:`spaces_env` makes an env class of any given spaces, for the checks of which spaces an algorithm takes.
 """
 
 from __future__ import annotations
@@ -56,6 +58,24 @@ def counting_vector_env(limits: Sequence[tuple[int | None, int | None]]) -> Sync
         lambda term=term, trunc=trunc: counting_env(term, trunc) for term, trunc in limits
     ]
     return SyncVectorEnv(factories, autoreset_mode=AutoresetMode.NEXT_STEP)
+
+
+def spaces_env(action_space: gym.Space, observation_space: gym.Space | None = None) -> type[gym.Env]:
+    """An env class with ``action_space`` (and a 2-d float ``Box`` observation space unless one is given) whose
+    every step samples its observation space and ends the episode."""
+
+    class SpacesEnv(gym.Env):
+        def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+            super().reset(seed=seed)
+            return self.observation_space.sample(), {}
+
+        def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+            return self.observation_space.sample(), 0.0, True, False, {}
+
+    SpacesEnv.action_space = action_space
+    SpacesEnv.observation_space = observation_space or gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    SpacesEnv.__name__ = SpacesEnv.__qualname__ = f"SpacesEnv[{type(action_space).__name__}]"
+    return SpacesEnv
 
 
 if COUNTING_ID not in gym.registry:

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from rl_lightning.algos.off_policy import OffPolicyAlgorithm
 from rl_lightning.buffers import ReplayBatch
-from rl_lightning.envs import EnvSpec, check_discrete_actions, check_observation_space
+from rl_lightning.envs import ACTION_SPACES, EnvSpec, check_action_space, check_observation_space
 from rl_lightning.errors import ConfigurationError, check_choice, check_hyperparameters
 from rl_lightning.nets import (
     NetworkSpec,
@@ -99,7 +99,7 @@ class DQN(OffPolicyAlgorithm):
                 "dueling=True configures the default Q-network; a q_net of your own must build its dueling head "
                 "itself. Drop dueling=True or q_net."
             )
-        check_discrete_actions(self.action_space, "DQN")
+        check_action_space(self.action_space, "DQN", ACTION_SPACES["DQN"])
         check_observation_space(self.observation_space, "DQN")
         self.n_actions = int(self.action_space.n)
         with self.seeded():

@@ -17,7 +17,7 @@ from rl_lightning.algos.base import DEFAULT_EPOCH_STEPS, RLAlgorithm
 from rl_lightning.algos.schedules import Schedule, ScheduleSpec
 from rl_lightning.buffers import RolloutBuffer
 from rl_lightning.data import RolloutDataset, RolloutStep
-from rl_lightning.envs import EnvSpec, check_observation_space, torch_dtype
+from rl_lightning.envs import ACTION_SPACES, EnvSpec, check_action_space, check_observation_space, torch_dtype
 from rl_lightning.errors import ConfigurationError, check_hyperparameters
 from rl_lightning.nets import (
     ActorCritic,
@@ -153,6 +153,8 @@ class OnPolicyAlgorithm(RLAlgorithm):
         self.gamma, self.gae_lambda, self.ent_coef, self.vf_coef = gamma, gae_lambda, ent_coef, vf_coef
         self.max_grad_norm, self.normalize_advantage = max_grad_norm, normalize_advantage
 
+        # PPO's and A2C's rows of the table are the same: the spaces make_action_head has a head for.
+        check_action_space(self.action_space, name, ACTION_SPACES["PPO"])
         self.action_head = make_action_head(self.action_space, name, log_std_init)
         outputs = self.action_head.outputs
         with self.seeded():

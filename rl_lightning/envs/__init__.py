@@ -12,20 +12,24 @@ from rl_lightning.envs.factory import (
     seed_vector_env,
 )
 from rl_lightning.envs.spaces import (
-    check_bounded_box_actions,
-    check_discrete_actions,
+    ACTION_SPACES,
+    action_space_kinds,
+    algorithms_for,
+    check_action_space,
     check_observation_space,
     torch_dtype,
 )
 from rl_lightning.envs.state import EnvStateError, load_vector_env_state, vector_env_state
 
 __all__ = [
+    "ACTION_SPACES",
     "EnvSpec",
     "EnvStateError",
     "Vectorization",
     "Wrapper",
-    "check_bounded_box_actions",
-    "check_discrete_actions",
+    "action_space_kinds",
+    "algorithms_for",
+    "check_action_space",
     "check_env_id",
     "check_observation_space",
     "env_name",
