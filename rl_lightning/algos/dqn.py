@@ -20,7 +20,9 @@ from rl_lightning.nets import (
     build_network,
     check_output_shape,
     example_observations,
+    mask_invalid,
     polyak_update,
+    random_valid_actions,
     target_network,
 )
 
@@ -28,7 +30,9 @@ from rl_lightning.nets import (
 class DQN(OffPolicyAlgorithm):
     """Deep Q-Network: regress ``Q(s, a)`` on ``r + gamma^n * max_a' Q_target(s', a')`` from replayed transitions.
 
-    The defaults are Stable-Baselines3's; ``experiments/dqn_cartpole.yaml`` holds a tuned set.
+    The defaults are Stable-Baselines3's; ``experiments/dqn_cartpole.yaml`` holds a tuned set. Where the env gives
+    valid-action masks (``info["action_mask"]``), invalid actions are never the greedy nor the random pick, and the
+    target's maximum is over the valid next actions.
 
     Args:
         env: env id, ``Env`` subclass or factory; its action space must be ``Discrete``.
@@ -123,20 +127,27 @@ class DQN(OffPolicyAlgorithm):
         return end if progress >= 1.0 else start + progress * (end - start)
 
     @torch.no_grad()
-    def act(self, observations: Tensor, deterministic: bool = False) -> Tensor:
-        """Greedy actions, or epsilon-greedy ones while training."""
+    def act(self, observations: Tensor, deterministic: bool = False, action_masks: Tensor | None = None) -> Tensor:
+        """Greedy actions, or epsilon-greedy ones while training; only valid ones where ``action_masks`` are given."""
         batch = observations.shape[0]
         epsilon = 0.0 if deterministic else self.exploration_rate()
         if epsilon >= 1.0:
-            return torch.randint(
-                self.n_actions, (batch,), device=observations.device, generator=self.generator
-            )
-        greedy = self.q_net(observations).argmax(dim=1)
+            return self.random_actions(batch, observations.device, action_masks)
+        q = self.q_net(observations)
+        greedy = (q if action_masks is None else mask_invalid(q, action_masks)).argmax(dim=1)
         if epsilon <= 0.0:
             return greedy
         explore = torch.rand(batch, device=greedy.device, generator=self.generator) < epsilon
-        random = torch.randint(self.n_actions, (batch,), device=greedy.device, generator=self.generator)
-        return torch.where(explore, random, greedy)
+        return torch.where(explore, self.random_actions(batch, greedy.device, action_masks), greedy)
+
+    def random_actions(self, batch: int, device: torch.device, action_masks: Tensor | None) -> Tensor:
+        """Uniform actions from the exploration stream: over all actions, or over each row's valid ones."""
+        if action_masks is not None:
+            return random_valid_actions(action_masks, self.generator)
+        return torch.randint(self.n_actions, (batch,), device=device, generator=self.generator)
+
+    def check_action_masks(self, action_masks: Tensor) -> None:
+        self.check_action_mask_width(action_masks, self.n_actions, "action")
 
     def update_target(self) -> None:
         """Move the target network toward the online one once per ``target_update_interval`` env steps passed.
@@ -154,8 +165,13 @@ class DQN(OffPolicyAlgorithm):
         self.update_target()
         with torch.no_grad():
             next_q = self.q_target(batch.next_observations).float()
+            masks = batch.next_action_masks
+            if masks is not None:
+                next_q = mask_invalid(next_q, masks)
             if self.double_q:
-                next_actions = self.q_net(batch.next_observations).argmax(dim=1, keepdim=True)
+                online_q = self.q_net(batch.next_observations)
+                online_q = online_q if masks is None else mask_invalid(online_q, masks)
+                next_actions = online_q.argmax(dim=1, keepdim=True)
                 next_value = next_q.gather(1, next_actions).squeeze(1)
             else:
                 next_value = next_q.max(dim=1).values

@@ -31,6 +31,7 @@ from rl_lightning.nets import (
     example_observations,
     is_image_space,
     make_action_head,
+    mask_invalid,
 )
 from rl_lightning.nets.policies import Distribution
 
@@ -204,23 +205,36 @@ class OnPolicyAlgorithm(RLAlgorithm):
             self.observation_normalizer.update(observations)
         return self.observation_normalizer.normalize(observations, NORMALIZATION_CLIP)
 
-    def evaluate(self, observations: Tensor) -> tuple[Distribution, Tensor]:
-        """The policy's distribution and the critic's values ``(batch,)`` for preprocessed observations."""
+    def distribution(self, actor_outputs: Tensor, action_masks: Tensor | None = None) -> Distribution:
+        """The action distribution of the actor's outputs; invalid actions (``action_masks`` False) get none of it."""
+        return self.action_head(actor_outputs if action_masks is None else mask_invalid(actor_outputs, action_masks))
+
+    def evaluate(self, observations: Tensor, action_masks: Tensor | None = None) -> tuple[Distribution, Tensor]:
+        """The policy's distribution (under ``action_masks``, if given) and the critic's values ``(batch,)`` for
+        preprocessed observations."""
         outputs, values = self.policy(observations)
-        return self.action_head(outputs), values.float()
+        return self.distribution(outputs, action_masks), values.float()
 
     @torch.no_grad()
-    def act(self, observations: Tensor, deterministic: bool = False) -> Tensor:
-        """Env actions for raw observations: the distribution's mode, or a sample (clipped to a Box's bounds)."""
-        distribution = self.action_head(self.policy.actor_outputs(self.preprocess(observations)))
+    def act(self, observations: Tensor, deterministic: bool = False, action_masks: Tensor | None = None) -> Tensor:
+        """Env actions for raw observations: the distribution's mode, or a sample (clipped to a Box's bounds); only
+        valid actions where ``action_masks`` are given."""
+        distribution = self.distribution(self.policy.actor_outputs(self.preprocess(observations)), action_masks)
         actions = distribution.mode() if deterministic else distribution.sample(self.generator)
         return self.action_head.to_env(actions)
 
+    def check_action_masks(self, action_masks: Tensor) -> None:
+        if isinstance(self.action_head, DiagGaussianHead):
+            super().check_action_masks(action_masks)  # refuses them: a Box's actions have nothing to mask
+        choices = "action" if isinstance(self.action_space, gym.spaces.Discrete) else "choice of each dimension"
+        self.check_action_mask_width(action_masks, self.action_head.outputs, choices)
+
     @torch.no_grad()
-    def explore(self, observations: Tensor) -> RolloutStep:
-        """One step of collection: sample actions for raw observations (updating the normalizer's statistics)."""
+    def explore(self, observations: Tensor, action_masks: Tensor | None = None) -> RolloutStep:
+        """One step of collection: sample actions for raw observations (updating the normalizer's statistics),
+        valid ones only where ``action_masks`` are given."""
         observations = self.preprocess(observations, update_statistics=True)
-        distribution, values = self.evaluate(observations)
+        distribution, values = self.evaluate(observations, action_masks)
         actions = distribution.sample(self.generator)
         return RolloutStep(
             observations, actions, self.action_head.to_env(actions), distribution.log_prob(actions), values
@@ -278,6 +292,7 @@ class OnPolicyAlgorithm(RLAlgorithm):
                 gamma=self.gamma,
                 gae_lambda=self.gae_lambda,
                 device=device,
+                action_mask_size=None if self.collector.action_masks is None else self.collector.action_masks.shape[-1],
             )
             self.reward_returns = torch.zeros(self.num_envs, device=device)
 

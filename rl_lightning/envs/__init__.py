@@ -9,8 +9,10 @@ from rl_lightning.envs.factory import (
     env_seeds,
     make_vector_env,
     probe_spaces,
+    reset_vector_env,
     seed_vector_env,
 )
+from rl_lightning.envs.masks import ACTION_MASK_KEY, action_masks_of
 from rl_lightning.envs.spaces import (
     ACTION_SPACES,
     action_space_kinds,
@@ -22,11 +24,13 @@ from rl_lightning.envs.spaces import (
 from rl_lightning.envs.state import EnvStateError, load_vector_env_state, vector_env_state
 
 __all__ = [
+    "ACTION_MASK_KEY",
     "ACTION_SPACES",
     "EnvSpec",
     "EnvStateError",
     "Vectorization",
     "Wrapper",
+    "action_masks_of",
     "action_space_kinds",
     "algorithms_for",
     "check_action_space",
@@ -37,6 +41,7 @@ __all__ = [
     "load_vector_env_state",
     "make_vector_env",
     "probe_spaces",
+    "reset_vector_env",
     "seed_vector_env",
     "torch_dtype",
     "vector_env_state",
