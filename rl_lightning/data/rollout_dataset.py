@@ -39,8 +39,8 @@ class OnPolicyLearner(Protocol):
     """Shuffles the minibatches."""
 
     def explore(self, observations: Tensor, action_masks: Tensor | None = None) -> RolloutStep:
-        """Sample actions for raw observations (valid ones only, where masks are given), with their
-        log-probabilities and values."""
+        """Sample actions for raw observations, with their log-probabilities and values; valid ones only where
+        the env gives masks (``action_masks`` is passed only then, so a learner of unmasked envs may omit it)."""
         ...
 
     def predict_values(self, observations: Tensor) -> Tensor:
@@ -99,7 +99,10 @@ class RolloutDataset(IterableDataset):
         buffer.reset()
         for _ in range(buffer.n_steps):
             action_masks = collector.action_masks  # those of the observations acted on (step() replaces them)
-            step = learner.explore(collector.observations, action_masks)
+            if action_masks is None:
+                step = learner.explore(collector.observations)
+            else:
+                step = learner.explore(collector.observations, action_masks)
             transition = collector.step(step.actions, step.env_actions)
             # V(true final observation), the bootstrap of a truncated episode: one batched call, only when needed.
             truncated = transition.truncations.any()
