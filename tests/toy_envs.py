@@ -22,6 +22,9 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 COUNTING_ID = "RLLightningCounting-v0"
 """``CountingEnv`` with a time limit of 3 steps, registered under this id when this module is imported."""
+INVALID_ACTION_ID = "RLLightningInvalidAction-v0"
+"""``InvalidActionEnv`` (4 actions, masked), registered under this id when this module is imported: configs name it
+``tests.toy_envs:RLLightningInvalidAction-v0``."""
 
 
 class CountingEnv(gym.Env):
@@ -149,3 +152,5 @@ class InvalidActionEnv(gym.Env):
 
 if COUNTING_ID not in gym.registry:
     gym.register(COUNTING_ID, entry_point=CountingEnv, max_episode_steps=3)
+if INVALID_ACTION_ID not in gym.registry:
+    gym.register(INVALID_ACTION_ID, entry_point=InvalidActionEnv)

@@ -139,7 +139,8 @@ def test_masked_ppo_learns_faster_than_unmasked():
 
 # ---------------------------------------------------------------------------------------------- bad input
 def test_masks_of_the_wrong_width_are_refused_naming_the_width() -> None:
-    with pytest.raises(ConfigurationError, match=r"info\['action_mask'\] has 5 entries, but PPO needs one per action: 4"):
+    message = r"info\['action_mask'\] has 5 entries, but PPO needs one per action: 4 for Discrete\(4\)"
+    with pytest.raises(ConfigurationError, match=message):
         trainer().fit(PPO(**_masked_env(), wrappers=[WideMask], **PPO_SMALL))
 
 
