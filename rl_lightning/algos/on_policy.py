@@ -69,7 +69,9 @@ class OnPolicyAlgorithm(RLAlgorithm):
     """An actor-critic learning from rollouts of its current policy, discarded after each update round.
 
     Holds what PPO and A2C share: the actor and critic and the action distribution, the rollout buffer
-    and dataset (GAE advantages), the learning-rate schedule, and the observation and reward normalizers.
+    and dataset (GAE advantages), the learning-rate schedule, and the observation and reward normalizers. Where
+    the env gives valid-action masks (``info["action_mask"]``, Discrete and MultiDiscrete actions), invalid actions
+    get probability 0 when acting and in the update (the rollout keeps the masks each step was acted under).
     Subclasses write ``update(batch)`` (their loss) and ``configure_optimizers``.
 
     Args (the algorithms' own hyperparameters, ``learning_rate`` to ``normalize_advantage``, are documented by
