@@ -70,7 +70,7 @@ def test_print_config_shows_the_resolved_model(capsys):
     ("override", "message"),
     [
         ("--model.init_args.env=CartPol-v1", "Did you mean 'CartPole-v1'"),
-        ("--model.init_args.env=Pendulum-v1", "DQN needs a Discrete action space"),
+        ("--model.init_args.env=Pendulum-v1", "DQN takes Discrete action spaces"),
         ("--model.init_args.buffer_size=0", "buffer_size=0 must be a positive number"),
         ("--model.init_args.batch_size=4096", "Raise learning_starts to at least 4096"),
         ("--model.init_args.no_such_key=3", "Option 'no_such_key' is not accepted"),

@@ -4,6 +4,12 @@
 ``t``-th step's reward is ``t``, whatever the action. With ``terminate_at=k`` the ``k``-th step terminates
 the episode; :func:`counting_env` adds a gymnasium ``TimeLimit`` so that an episode is truncated instead.
 ``TorchCountingEnv`` is the same env as a torch vector env.
+
+:func:`spaces_env` makes an env class of any given spaces, for the checks of which spaces an algorithm takes.
+
+``MaskedCountingEnv`` is ``CountingEnv`` with a known mask in its info: action 1 is valid after odd steps only.
+``InvalidActionEnv`` offers a random set of valid actions at every step, in ``info["action_mask"]``: a valid
+action earns a reward, an invalid one ends the episode with a penalty.
 """
 
 from __future__ import annotations
@@ -20,6 +26,9 @@ from rl_lightning.envs import TORCH_ENVS, TorchVectorEnv, register_torch_env
 
 COUNTING_ID = "RLLightningCounting-v0"
 """``CountingEnv`` with a time limit of 3 steps, registered under this id when this module is imported."""
+INVALID_ACTION_ID = "RLLightningInvalidAction-v0"
+"""``InvalidActionEnv`` (4 actions, masked), registered under this id when this module is imported: configs name it
+``tests.toy_envs:RLLightningInvalidAction-v0``."""
 
 TORCH_COUNTING_ID = "RLLightningTorchCounting-v0"
 """``TorchCountingEnv``, registered for ``vectorization="torch"`` under this id when this module is imported."""
@@ -47,6 +56,21 @@ class CountingEnv(gym.Env):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         self.t += 1
         return self._observation(), float(self.t), self.t == self.terminate_at, False, {}
+
+
+class MaskedCountingEnv(CountingEnv):
+    """``CountingEnv`` whose info gives ``action_mask = [1, t % 2]`` with observation ``[t]``."""
+
+    def _info(self) -> dict[str, Any]:
+        return {"action_mask": np.array([1, self.t % 2], dtype=np.int8)}
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        observation, _ = super().reset(seed=seed, options=options)
+        return observation, self._info()
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        observation, reward, terminated, truncated, _ = super().step(action)
+        return observation, reward, terminated, truncated, self._info()
 
 
 def counting_env(terminate_at: int | None = None, truncate_at: int | None = None) -> gym.Env:
@@ -109,9 +133,77 @@ class TorchCountingEnv(TorchVectorEnv):
     def observe(self, state: torch.Tensor) -> torch.Tensor:
         """``[t]``."""
         return state.clone()
+def spaces_env(action_space: gym.Space, observation_space: gym.Space | None = None) -> type[gym.Env]:
+    """An env class with ``action_space`` (and a 2-d float ``Box`` observation space unless one is given) whose
+    every step samples its observation space and ends the episode."""
+
+    class SpacesEnv(gym.Env):
+        def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+            super().reset(seed=seed)
+            return self.observation_space.sample(), {}
+
+        def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+            return self.observation_space.sample(), 0.0, True, False, {}
+
+    SpacesEnv.action_space = action_space
+    SpacesEnv.observation_space = observation_space or gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    SpacesEnv.__name__ = SpacesEnv.__qualname__ = f"SpacesEnv[{type(action_space).__name__}]"
+    return SpacesEnv
+
+
+class InvalidActionEnv(gym.Env):
+    """At each step a random subset of the actions is valid (each choice with probability 1/2, at least one per
+    dimension); the observation is that mask as floats, and ``info["action_mask"]`` gives it unless ``masked`` is
+    False. A valid action earns the mean over dimensions of ``(choice + 1) / n``, so the best valid action is the
+    highest; an invalid one terminates the episode with reward -1. Episodes are truncated after ``max_steps``.
+
+    Args:
+        nvec: choices per action dimension: ``(n,)`` makes a ``Discrete(n)`` action space, more a ``MultiDiscrete``.
+        max_steps: steps before the episode is truncated.
+        masked: give ``info["action_mask"]``.
+
+    Attributes:
+        invalid_actions: invalid actions taken since the env was made (for tests that none ever is).
+    """
+
+    def __init__(self, nvec: Sequence[int] = (4,), max_steps: int = 10, masked: bool = True) -> None:
+        self.nvec, self.max_steps, self.masked = [int(n) for n in nvec], max_steps, masked
+        self.action_space = gym.spaces.Discrete(self.nvec[0]) if len(self.nvec) == 1 else gym.spaces.MultiDiscrete(nvec)
+        self.observation_space = gym.spaces.Box(0.0, 1.0, (sum(self.nvec),), np.float32)
+        self.invalid_actions = 0
+        self.t = 0
+        self.mask = np.ones(sum(self.nvec), dtype=np.int8)
+
+    def _draw(self) -> tuple[np.ndarray, dict[str, Any]]:
+        parts = []
+        for n in self.nvec:
+            part = (self.np_random.random(n) < 0.5).astype(np.int8)
+            part[self.np_random.integers(n)] = 1  # at least one valid choice
+            parts.append(part)
+        self.mask = np.concatenate(parts)
+        return self.mask.astype(np.float32), ({"action_mask": self.mask.copy()} if self.masked else {})
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self.t = 0
+        return self._draw()
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        self.t += 1
+        choices = np.atleast_1d(np.asarray(action))
+        offsets = np.cumsum([0, *self.nvec[:-1]])
+        if not self.mask[offsets + choices].all():
+            self.invalid_actions += 1
+            observation, info = self._draw()
+            return observation, -1.0, True, False, info
+        reward = float(np.mean((choices + 1) / np.asarray(self.nvec)))
+        observation, info = self._draw()
+        return observation, reward, False, self.t >= self.max_steps, info
 
 
 if COUNTING_ID not in gym.registry:
     gym.register(COUNTING_ID, entry_point=CountingEnv, max_episode_steps=3)
 if TORCH_COUNTING_ID not in TORCH_ENVS:
     register_torch_env(TORCH_COUNTING_ID, TorchCountingEnv)
+if INVALID_ACTION_ID not in gym.registry:
+    gym.register(INVALID_ACTION_ID, entry_point=InvalidActionEnv)

@@ -10,6 +10,9 @@ What an algorithm author needs of it (the rest is plumbing):
 - Implement ``act(observations, deterministic=False)`` (the policy, called without gradients), ``update(batch)``
   (one update: return the loss to minimise, or step the optimizers with :meth:`minimize` and return None) and
   ``configure_optimizers``. A policy with memory overrides :meth:`policy_step` instead of ``act``.
+- An algorithm that can mask invalid actions (an env's ``info["action_mask"]``, see :mod:`rl_lightning.envs.masks`)
+  takes ``act(observations, deterministic, action_masks)`` and overrides :meth:`check_action_masks` to accept
+  them; the others refuse such an env when fitting starts.
 - Record per-update scalars with ``self.update_stats.add(name=tensor)`` (logged as ``train/<name>`` once per
   epoch, no host sync) and per-epoch values with :meth:`log_epoch`.
 - Whatever else changes during training goes into :meth:`rl_state_dict` / :meth:`load_rl_state_dict` (call
@@ -51,7 +54,7 @@ from rl_lightning.algos.optimization import Optimization
 from rl_lightning.algos.reporting import Reporting
 from rl_lightning.data import Collector, PolicyState
 from rl_lightning.envs import EnvSpec, Vectorization, Wrapper, env_name, make_vector_env, probe_spaces
-from rl_lightning.errors import check_choice, check_hyperparameters
+from rl_lightning.errors import ConfigurationError, check_choice, check_hyperparameters
 
 DEFAULT_EPOCH_STEPS = 10_000
 
@@ -172,15 +175,44 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, Lightni
         raise NotImplementedError(f"{type(self).__name__} implements neither act() nor policy_step()")
 
     def policy_step(
-        self, observations: Tensor, state: PolicyState, episode_starts: Tensor, deterministic: bool = False
+        self,
+        observations: Tensor,
+        state: PolicyState,
+        episode_starts: Tensor,
+        deterministic: bool = False,
+        action_masks: Tensor | None = None,
     ) -> tuple[Tensor, PolicyState]:
         """What collection, evaluation, videos and ``rl-lightning evaluate`` call: actions and the next state.
 
         ``state`` is what the previous call returned for these envs (None at the start); ``episode_starts``
         (bool, ``(num_envs,)``) marks the envs whose observation is the first of an episode, where a policy with
         memory resets it. A memoryless policy (the default) is :meth:`act`, and its state stays None.
+        ``action_masks`` (bool, ``(num_envs, n)``, True: valid) is given only where the env gives masks; they go
+        to ``act`` after :meth:`check_action_masks`.
         """
-        return self.act(observations, deterministic), state
+        if action_masks is None:
+            return self.act(observations, deterministic), state
+        self.check_action_masks(action_masks)
+        return self.act(observations, deterministic, action_masks), state
+
+    def check_action_masks(self, action_masks: Tensor) -> None:
+        """Refuse the env's valid-action masks (``(num_envs, n)``) unless this algorithm can use them as they are.
+
+        The default refuses every mask; an algorithm that masks its actions overrides it to check the width.
+        """
+        raise ConfigurationError(
+            f"The environment gives valid-action masks (info['action_mask']), which {type(self).__name__} cannot "
+            f"use: masking is for Discrete and MultiDiscrete actions in DQN, PPO and A2C. Use one of those, or drop "
+            f"the key from the env's info."
+        )
+
+    def check_action_mask_width(self, action_masks: Tensor, width: int, what: str) -> None:
+        """Refuse masks whose rows are not ``width`` entries wide (``what`` says what they should cover)."""
+        if action_masks.shape[-1] != width:
+            raise ConfigurationError(
+                f"info['action_mask'] has {action_masks.shape[-1]} entries, but {type(self).__name__} needs one per "
+                f"{what}: {width} for {self.action_space!r}. Give the env's masks that width."
+            )
 
     # ----------------------------------------------------------------------------------------- Lightning hooks
     def configure_callbacks(self) -> list[Callback]:
@@ -202,6 +234,8 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, Lightni
         if stage == "fit" and self.collector is None:
             self.collector = Collector(self.make_env(self.num_envs), device)
             self.collector.reset(self.seed, rank)
+            if self.collector.action_masks is not None:
+                self.check_action_masks(self.collector.action_masks)  # before anything is trained or written
             self.generator = seeding.generator(self.seed, "exploration", rank, device)
         if stage in ("fit", "validate") and self.eval_collector is None and self.eval_share() > 0:
             self.eval_collector = Collector(self.make_env(min(self.eval_envs, self.eval_share())), device)

@@ -12,15 +12,17 @@ from torch import Tensor
 
 from rl_lightning.algos.off_policy import OffPolicyAlgorithm
 from rl_lightning.buffers import ReplayBatch
-from rl_lightning.envs import EnvSpec, check_discrete_actions, check_observation_space
+from rl_lightning.envs import ACTION_SPACES, EnvSpec, check_action_space, check_observation_space
 from rl_lightning.errors import ConfigurationError, check_hyperparameters
 from rl_lightning.nets import (
     NetworkSpec,
     build_network,
     default_q_network,
+    mask_invalid,
     noise_disabled,
     polyak_update,
     q_head,
+    random_valid_actions,
     reset_noise,
     target_network,
 )
@@ -33,7 +35,8 @@ class DQN(OffPolicyAlgorithm):
     support, learning by the KL divergence from the projected target distribution (C51); with ``"quantile"``,
     quantiles, by the quantile Huber loss (QR-DQN). ``noisy`` explores by learned parameter noise, not epsilon;
     ``prioritized_replay`` prioritizes by each transition's loss. Defaults are Stable-Baselines3's;
-    ``DQN(env, **RAINBOW)`` (:mod:`rl_lightning.algos.rainbow`) turns every component on.
+    ``DQN(env, **RAINBOW)`` (:mod:`rl_lightning.algos.rainbow`) turns every component on. Where the env
+    gives valid-action masks (``info["action_mask"]``), invalid actions are never picked nor the target's max.
 
     Args:
         env: env id, ``Env`` subclass or factory; its action space must be ``Discrete``.
@@ -115,7 +118,7 @@ class DQN(OffPolicyAlgorithm):
                 "noisy=True explores by parameter noise and epsilon would explore too: pass exploration_initial_eps=0 "
                 "and exploration_final_eps=0 (as Rainbow does), or drop noisy=True."
             )
-        check_discrete_actions(self.action_space, "DQN")
+        check_action_space(self.action_space, "DQN", ACTION_SPACES["DQN"])
         check_observation_space(self.observation_space, "DQN")
         self.n_actions, spaces = int(self.action_space.n), (self.observation_space, self.action_space)
         self.head = q_head(distributional, loss, n_atoms, v_min, v_max)  # here, not in q_net: yours works too
@@ -138,21 +141,30 @@ class DQN(OffPolicyAlgorithm):
         return end if progress >= 1.0 else start + progress * (end - start)
 
     @torch.no_grad()
-    def act(self, observations: Tensor, deterministic: bool = False) -> Tensor:
-        """Greedy actions (noise-free means with noisy nets), or exploring ones while training."""
+    def act(self, observations: Tensor, deterministic: bool = False, action_masks: Tensor | None = None) -> Tensor:
+        """Greedy actions (noise-free with noisy nets), or exploring ones while training; valid ones under masks."""
         batch = observations.shape[0]
         epsilon = 0.0 if deterministic else self.exploration_rate()
         if epsilon >= 1.0:
-            return torch.randint(self.n_actions, (batch,), device=observations.device, generator=self.generator)
+            return self.random_actions(batch, observations.device, action_masks)
         if self.noisy and not deterministic:
             reset_noise(self.q_net, self.generator)  # fresh noise for every action choice, as in Rainbow
         with noise_disabled(self.q_net) if deterministic else contextlib.nullcontext():
-            greedy = self.head.q_values(self.q_net(observations)).argmax(dim=1)
+            q = self.head.q_values(self.q_net(observations))
+        greedy = (q if action_masks is None else mask_invalid(q, action_masks)).argmax(dim=1)
         if epsilon <= 0.0:
             return greedy
         explore = torch.rand(batch, device=greedy.device, generator=self.generator) < epsilon
-        random = torch.randint(self.n_actions, (batch,), device=greedy.device, generator=self.generator)
-        return torch.where(explore, random, greedy)
+        return torch.where(explore, self.random_actions(batch, greedy.device, action_masks), greedy)
+
+    def random_actions(self, batch: int, device: torch.device, action_masks: Tensor | None) -> Tensor:
+        """Uniform actions from the exploration stream: over all actions, or over each row's valid ones."""
+        if action_masks is not None:
+            return random_valid_actions(action_masks, self.generator)
+        return torch.randint(self.n_actions, (batch,), device=device, generator=self.generator)
+
+    def check_action_masks(self, action_masks: Tensor) -> None:
+        self.check_action_mask_width(action_masks, self.n_actions, "action")
 
     def update_target(self) -> None:
         """Move the target toward the online network once per ``target_update_interval`` env steps passed: k due
@@ -168,7 +180,7 @@ class DQN(OffPolicyAlgorithm):
         with torch.no_grad():
             next_out = self.q_target(batch.next_observations).float()
             chooser = self.q_net(batch.next_observations).float() if self.double_q else next_out
-            next_taken = self.head.greedy(next_out, chooser)
+            next_taken = self.head.greedy(next_out, chooser, batch.next_action_masks)
         taken = self.head.select(self.q_net(batch.observations).float(), batch.actions)
         # Per transition only where prioritized replay weights them: a mean is one fused kernel for scalar values.
         mean = batch.weights is None

@@ -112,8 +112,15 @@ class OffPolicyAlgorithm(RLAlgorithm):
         if stage == "fit" and self.buffer is None:
             self.buffer = self.make_buffer(self.buffer_device or self.trainer.strategy.root_device)
 
+    def action_mask_size(self) -> int | None:
+        """Entries of the training env's valid-action masks, or None if it gives none: what a buffer made by
+        :meth:`make_buffer` keeps of each transition's next observation (``action_mask_size``)."""
+        masks = self.collector.action_masks
+        return None if masks is None else masks.shape[-1]
+
     def make_buffer(self, device: torch.device | str) -> ReplayBuffer:
-        """The replay buffer (called once, when fitting starts): uniform or prioritized; override for another."""
+        """The replay buffer (called once, when fitting starts, after the training envs are reset): uniform or
+        prioritized; override for another kind, passing it :meth:`action_mask_size`."""
         prioritized = {"alpha": self.prioritized_alpha, "beta": self.prioritized_beta}
         return (PrioritizedReplayBuffer if self.prioritized_replay else ReplayBuffer)(
             self.buffer_size,
@@ -126,6 +133,7 @@ class OffPolicyAlgorithm(RLAlgorithm):
             gamma=self.gamma,
             device=device,
             seed=seeding.stream_seed(self.seed, "replay", self.global_rank),
+            action_mask_size=self.action_mask_size(),
             **(prioritized if self.prioritized_replay else {}),
         )
 

@@ -17,7 +17,7 @@ from rl_lightning.algos.base import DEFAULT_EPOCH_STEPS, RLAlgorithm
 from rl_lightning.algos.schedules import Schedule, ScheduleSpec
 from rl_lightning.buffers import RolloutBuffer
 from rl_lightning.data import RolloutDataset, RolloutStep
-from rl_lightning.envs import EnvSpec, check_observation_space, torch_dtype
+from rl_lightning.envs import ACTION_SPACES, EnvSpec, check_action_space, check_observation_space, torch_dtype
 from rl_lightning.errors import ConfigurationError, check_hyperparameters
 from rl_lightning.nets import (
     ActorCritic,
@@ -31,6 +31,7 @@ from rl_lightning.nets import (
     example_observations,
     is_image_space,
     make_action_head,
+    mask_invalid,
 )
 from rl_lightning.nets.policies import Distribution
 
@@ -68,7 +69,9 @@ class OnPolicyAlgorithm(RLAlgorithm):
     """An actor-critic learning from rollouts of its current policy, discarded after each update round.
 
     Holds what PPO and A2C share: the actor and critic and the action distribution, the rollout buffer
-    and dataset (GAE advantages), the learning-rate schedule, and the observation and reward normalizers.
+    and dataset (GAE advantages), the learning-rate schedule, and the observation and reward normalizers. Where
+    the env gives valid-action masks (``info["action_mask"]``, Discrete and MultiDiscrete actions), invalid actions
+    get probability 0 when acting and in the update (the rollout keeps the masks each step was acted under).
     Subclasses write ``update(batch)`` (their loss) and ``configure_optimizers``.
 
     Args (the algorithms' own hyperparameters, ``learning_rate`` to ``normalize_advantage``, are documented by
@@ -153,6 +156,8 @@ class OnPolicyAlgorithm(RLAlgorithm):
         self.gamma, self.gae_lambda, self.ent_coef, self.vf_coef = gamma, gae_lambda, ent_coef, vf_coef
         self.max_grad_norm, self.normalize_advantage = max_grad_norm, normalize_advantage
 
+        # PPO's and A2C's rows of the table are the same: the spaces make_action_head has a head for.
+        check_action_space(self.action_space, name, ACTION_SPACES["PPO"])
         self.action_head = make_action_head(self.action_space, name, log_std_init)
         outputs = self.action_head.outputs
         with self.seeded():
@@ -202,23 +207,36 @@ class OnPolicyAlgorithm(RLAlgorithm):
             self.observation_normalizer.update(observations)
         return self.observation_normalizer.normalize(observations, NORMALIZATION_CLIP)
 
-    def evaluate(self, observations: Tensor) -> tuple[Distribution, Tensor]:
-        """The policy's distribution and the critic's values ``(batch,)`` for preprocessed observations."""
+    def distribution(self, actor_outputs: Tensor, action_masks: Tensor | None = None) -> Distribution:
+        """The action distribution of the actor's outputs; invalid actions (``action_masks`` False) get none of it."""
+        return self.action_head(actor_outputs if action_masks is None else mask_invalid(actor_outputs, action_masks))
+
+    def evaluate(self, observations: Tensor, action_masks: Tensor | None = None) -> tuple[Distribution, Tensor]:
+        """The policy's distribution (under ``action_masks``, if given) and the critic's values ``(batch,)`` for
+        preprocessed observations."""
         outputs, values = self.policy(observations)
-        return self.action_head(outputs), values.float()
+        return self.distribution(outputs, action_masks), values.float()
 
     @torch.no_grad()
-    def act(self, observations: Tensor, deterministic: bool = False) -> Tensor:
-        """Env actions for raw observations: the distribution's mode, or a sample (clipped to a Box's bounds)."""
-        distribution = self.action_head(self.policy.actor_outputs(self.preprocess(observations)))
+    def act(self, observations: Tensor, deterministic: bool = False, action_masks: Tensor | None = None) -> Tensor:
+        """Env actions for raw observations: the distribution's mode, or a sample (clipped to a Box's bounds); only
+        valid actions where ``action_masks`` are given."""
+        distribution = self.distribution(self.policy.actor_outputs(self.preprocess(observations)), action_masks)
         actions = distribution.mode() if deterministic else distribution.sample(self.generator)
         return self.action_head.to_env(actions)
 
+    def check_action_masks(self, action_masks: Tensor) -> None:
+        if isinstance(self.action_head, DiagGaussianHead):
+            super().check_action_masks(action_masks)  # refuses them: a Box's actions have nothing to mask
+        choices = "action" if isinstance(self.action_space, gym.spaces.Discrete) else "choice of each dimension"
+        self.check_action_mask_width(action_masks, self.action_head.outputs, choices)
+
     @torch.no_grad()
-    def explore(self, observations: Tensor) -> RolloutStep:
-        """One step of collection: sample actions for raw observations (updating the normalizer's statistics)."""
+    def explore(self, observations: Tensor, action_masks: Tensor | None = None) -> RolloutStep:
+        """One step of collection: sample actions for raw observations (updating the normalizer's statistics),
+        valid ones only where ``action_masks`` are given."""
         observations = self.preprocess(observations, update_statistics=True)
-        distribution, values = self.evaluate(observations)
+        distribution, values = self.evaluate(observations, action_masks)
         actions = distribution.sample(self.generator)
         return RolloutStep(
             observations, actions, self.action_head.to_env(actions), distribution.log_prob(actions), values
@@ -276,6 +294,7 @@ class OnPolicyAlgorithm(RLAlgorithm):
                 gamma=self.gamma,
                 gae_lambda=self.gae_lambda,
                 device=device,
+                action_mask_size=None if self.collector.action_masks is None else self.collector.action_masks.shape[-1],
             )
             self.reward_returns = torch.zeros(self.num_envs, device=device)
 

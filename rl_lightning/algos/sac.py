@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from rl_lightning.algos.off_policy import OffPolicyAlgorithm
 from rl_lightning.algos.schedules import parse_ent_coef
 from rl_lightning.buffers import ReplayBatch
-from rl_lightning.envs import EnvSpec, check_bounded_box_actions, check_observation_space
+from rl_lightning.envs import ACTION_SPACES, EnvSpec, check_action_space, check_observation_space
 from rl_lightning.errors import ConfigurationError, check_hyperparameters
 from rl_lightning.nets import (
     ActionScaling,
@@ -112,7 +112,7 @@ class SAC(OffPolicyAlgorithm):
         if not (target_entropy == "auto" or isinstance(target_entropy, int | float)):
             raise ConfigurationError(f"target_entropy={target_entropy!r} must be a number, or 'auto' for -action_dim.")
         self.automatic_optimization = False  # three optimizers, stepped in update()
-        check_bounded_box_actions(self.action_space, "SAC")
+        check_action_space(self.action_space, "SAC", ACTION_SPACES["SAC"])
         check_observation_space(self.observation_space, "SAC")
         self.action_dim = action_dim(self.action_space)
         spaces = (self.observation_space, self.action_space)

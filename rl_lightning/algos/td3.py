@@ -11,7 +11,7 @@ from torch import Tensor
 
 from rl_lightning.algos.off_policy import OffPolicyAlgorithm
 from rl_lightning.buffers import ReplayBatch
-from rl_lightning.envs import EnvSpec, check_bounded_box_actions, check_observation_space
+from rl_lightning.envs import ACTION_SPACES, EnvSpec, check_action_space, check_observation_space
 from rl_lightning.errors import check_hyperparameters
 from rl_lightning.nets import (
     ActionScaling,
@@ -120,7 +120,7 @@ class TD3(OffPolicyAlgorithm):
         )
         self.automatic_optimization = False  # two optimizers, stepped in update()
         name = type(self).__name__
-        check_bounded_box_actions(self.action_space, name)
+        check_action_space(self.action_space, name, ACTION_SPACES["TD3"])
         check_observation_space(self.observation_space, name)
         self.action_dim = action_dim(self.action_space)
         spaces = (self.observation_space, self.action_space)

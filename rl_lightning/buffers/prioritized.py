@@ -36,7 +36,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
 
     Args:
         capacity / observation_shape / observation_dtype / action_shape / action_dtype / num_envs / n_step /
-            gamma / device / seed: as for :class:`ReplayBuffer`.
+            gamma / device / seed / action_mask_size: as for :class:`ReplayBuffer`.
         alpha: how much the priorities count, in [0, 1]: 0 draws uniformly, 1 in proportion to the priorities
             (the paper: 0.6).
         beta: the importance-sampling exponent ``sample`` uses unless given one, in [0, 1]: 0 leaves the bias
@@ -57,6 +57,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         gamma: float = 0.99,
         device: torch.device | str = "cpu",
         seed: int | None = None,
+        action_mask_size: int | None = None,
         alpha: float = 0.6,
         beta: float = 0.4,
         epsilon: float = 1e-6,
@@ -79,7 +80,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self.epsilon = float(epsilon)
         super().__init__(
             capacity, observation_shape, observation_dtype, action_shape, action_dtype, num_envs, n_step, gamma,
-            device, seed,
+            device, seed, action_mask_size,
         )  # fmt: skip
         self.tree = SumTree(capacity, device=self.device)
         # The largest p^alpha seen so far, on the device so that keeping it up to date reads nothing back.

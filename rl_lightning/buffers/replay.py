@@ -23,6 +23,8 @@ class ReplayBatch(NamedTuple):
     """1.0 where the episode terminated within those steps (no bootstrap), else 0.0."""
     discounts: Tensor
     """``gamma ** k``, k the number of rewards summed: the factor of the bootstrap value."""
+    next_action_masks: Tensor | None = None
+    """The valid-action masks of ``next_observations`` (bool, ``(batch, n)``), where the env gives masks."""
     indices: Tensor | None = None
     """Where the transitions are stored, to hand their new priorities back (prioritized replay; else None)."""
     weights: Tensor | None = None
@@ -54,6 +56,9 @@ class ReplayBuffer:
         gamma: discount factor of those returns.
         device: where the tensors live (``"cpu"`` or ``"cuda"``); batches are sampled there.
         seed: seed of the buffer's own sampling generator.
+        action_mask_size: entries of the env's valid-action masks, if it gives them: each transition then keeps
+            the mask of its next observation (given to :meth:`add` as ``next_action_masks``), for the target's
+            maximum over valid next actions.
     """
 
     def __init__(
@@ -68,6 +73,7 @@ class ReplayBuffer:
         gamma: float = 0.99,
         device: torch.device | str = "cpu",
         seed: int | None = None,
+        action_mask_size: int | None = None,
     ) -> None:
         if capacity < num_envs * n_step:
             raise ValueError(
@@ -88,6 +94,8 @@ class ReplayBuffer:
             "terminations": zeros(capacity),
             "discounts": zeros(capacity),
         }
+        if action_mask_size is not None:
+            self.storage["next_action_masks"] = zeros(capacity, action_mask_size, dtype=torch.bool)
         # The n-step window, a ring over slots shared by all envs (slot of age a: (head - a) % n_step).
         self.window: dict[str, Tensor] = {
             "observations": zeros(n_step, num_envs, *obs_shape, dtype=observation_dtype),
@@ -119,12 +127,18 @@ class ReplayBuffer:
         terminations: Tensor | np.ndarray,
         truncations: Tensor | np.ndarray,
         valid: Tensor | np.ndarray | None = None,
+        next_action_masks: Tensor | None = None,
     ) -> int:
         """Add one step of every env; return how many transitions entered the buffer.
 
-        ``next_observations`` must be the true next observations (the final one at an episode end).
+        ``next_observations`` must be the true next observations (the final one at an episode end), and
+        ``next_action_masks`` their valid-action masks when the buffer keeps masks (``action_mask_size``).
         Envs where ``valid`` is False (the vector env's autoreset step) contribute nothing.
         """
+        if (next_action_masks is None) == ("next_action_masks" in self.storage):
+            raise ValueError("give next_action_masks exactly when the buffer was made with an action_mask_size")
+        # Like next_observations, the masks are those of the step that closes each transition: no window needed.
+        masks = {} if next_action_masks is None else {"next_action_masks": next_action_masks}
         terminated = _host_bool(terminations, self.num_envs, False)
         done = terminated | _host_bool(truncations, self.num_envs, False)
         valid = _host_bool(valid, self.num_envs, True)
@@ -141,6 +155,7 @@ class ReplayBuffer:
                 next_observations=next_observations,
                 terminations=terminated.float(),
                 discounts=self._one_step_discounts,
+                **masks,
             )
 
         n, window = self.n_step, self.window
@@ -171,6 +186,7 @@ class ReplayBuffer:
                 terminations=terminated.float(),
                 discounts=window["discounts"][slots_dev, envs_dev],
                 already_selected=("observations", "actions", "rewards", "discounts"),
+                **masks,
             )
         self._pending = torch.where(done, 0, self._pending.clamp(max=n - 1))
         return count

@@ -23,6 +23,8 @@ class RolloutBatch(NamedTuple):
     advantages: Tensor
     returns: Tensor
     """Targets of the critic: ``advantages + values``."""
+    action_masks: Tensor | None = None
+    """The valid-action masks the policy acted under (bool, ``(batch, n)``), where the env gives masks."""
 
 
 class RolloutBuffer:
@@ -52,6 +54,8 @@ class RolloutBuffer:
         gamma: discount factor.
         gae_lambda: GAE's bias-variance trade-off (1: Monte-Carlo advantages, 0: one-step TD errors).
         device: where the tensors live.
+        action_mask_size: entries of the env's valid-action masks, if it gives them: each step then keeps the
+            masks the policy acted under (given to :meth:`add`), so that the update's distribution has them too.
     """
 
     def __init__(
@@ -65,6 +69,7 @@ class RolloutBuffer:
         gamma: float = 0.99,
         gae_lambda: float = 0.95,
         device: torch.device | str = "cpu",
+        action_mask_size: int | None = None,
     ) -> None:
         self.n_steps, self.num_envs, self.gamma, self.gae_lambda = n_steps, num_envs, gamma, gae_lambda
         self.device = torch.device(device)
@@ -77,6 +82,7 @@ class RolloutBuffer:
         self.rewards, self.values, self.log_probs = zeros(), zeros(), zeros()
         self.final_values = zeros()  # V(true final observation), read only where the env was truncated
         self.advantages, self.returns = zeros(), zeros()
+        self.action_masks = None if action_mask_size is None else zeros(action_mask_size, dtype=torch.bool)
         self.terminations = np.zeros((n_steps, num_envs), dtype=bool)
         self.truncations = np.zeros((n_steps, num_envs), dtype=bool)
         self.valid = np.zeros((n_steps, num_envs), dtype=bool)
@@ -103,6 +109,7 @@ class RolloutBuffer:
         truncations: np.ndarray,
         valid: np.ndarray,
         final_values: Tensor | None = None,
+        action_masks: Tensor | None = None,
     ) -> None:
         """Store one step of every env.
 
@@ -113,9 +120,12 @@ class RolloutBuffer:
             terminations / truncations / valid: host flags of the step, as the collector gives them.
             final_values: ``(num_envs,)`` values of the true next observations; required when an env was
                 truncated (only the truncated envs' entries are read).
+            action_masks: the valid-action masks the policy acted under; exactly when the buffer keeps masks.
         """
         if self.full:
             raise RuntimeError(f"the rollout buffer holds {self.n_steps} steps already; call reset() first")
+        if (action_masks is None) != (self.action_masks is None):
+            raise ValueError("give action_masks exactly when the buffer was made with an action_mask_size")
         truncations = np.asarray(truncations, dtype=bool)
         t = self.step
         self.observations[t] = observations
@@ -123,6 +133,8 @@ class RolloutBuffer:
         self.rewards[t] = rewards
         self.values[t] = values
         self.log_probs[t] = log_probs
+        if action_masks is not None:
+            self.action_masks[t] = action_masks
         if truncations.any():
             if final_values is None:
                 raise ValueError("final_values is required at a step where an env was truncated")
@@ -169,6 +181,8 @@ class RolloutBuffer:
     def batch(self, indices: Tensor | None = None) -> RolloutBatch:
         """The transitions at flat ``indices``; None: the whole rollout, as views of the buffer (no copy)."""
         fields = (self.observations, self.actions, self.log_probs, self.values, self.advantages, self.returns)
+        if self.action_masks is not None:
+            fields += (self.action_masks,)
         if indices is None:
             return RolloutBatch(*(field.flatten(0, 1) for field in fields))
         return RolloutBatch(*(field.flatten(0, 1)[indices] for field in fields))

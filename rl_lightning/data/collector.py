@@ -10,7 +10,13 @@ import torch
 from gymnasium.vector import VectorEnv
 from torch import Tensor
 
-from rl_lightning.envs import EnvStateError, load_vector_env_state, seed_vector_env, vector_env_state
+from rl_lightning.envs import (
+    EnvStateError,
+    action_masks_of,
+    load_vector_env_state,
+    reset_vector_env,
+    vector_env_state,
+)
 
 PolicyState = Any
 """What a policy with memory carries from one step to the next (e.g. an LSTM's hidden and cell states); None for
@@ -26,7 +32,9 @@ class Policy(Protocol):
         """Actions for ``observations`` and the state to pass with the next ones.
 
         ``episode_starts`` (bool, ``(num_envs,)``, on the host for numpy envs) marks the envs whose observation
-        is the first of an episode: a policy with memory resets its state there.
+        is the first of an episode: a policy with memory resets its state there. Where the env gives valid-action
+        masks (``info["action_mask"]``, see :mod:`rl_lightning.envs.masks`), they come as the keyword
+        ``action_masks`` (bool, ``(num_envs, n)``, on the observations' device); only then.
         """
         ...
 
@@ -66,7 +74,8 @@ class Collector:
     sub-env (its action is ignored, its reward is 0). The collector marks that step invalid in the
     :class:`Transition` so that no buffer stores it, and keeps it out of the episode records.
     Observations cross from numpy to torch once, onto ``device``, and are reused as the next step's
-    observations.
+    observations. Where the env gives valid-action masks beside its observations (``info["action_mask"]``),
+    :attr:`action_masks` holds those of the current observations, and the policy is given them.
 
     Args:
         vector_env: the environments to step.
@@ -80,6 +89,9 @@ class Collector:
         self._on_cpu = self.device.type == "cpu"
         self.observations: Tensor | None = None
         self.policy_state: PolicyState = None
+        self.action_masks: Tensor | None = None
+        """The valid-action masks of :attr:`observations` (bool, ``(num_envs, n)``), or None if the env gives none.
+        After :meth:`step` they are those of the transition's ``next_observations``, the final one at an end."""
         self._autoreset = np.zeros(self.num_envs, dtype=bool)
         self._episode_starts = np.ones(self.num_envs, dtype=bool)
         self._episode_returns = np.zeros(self.num_envs, dtype=np.float64)
@@ -97,7 +109,9 @@ class Collector:
 
     def reset(self, seed: int, rank: int = 0) -> Tensor:
         """Reset every sub-env with seeds derived from ``seed`` and ``rank``; forget unfinished episodes."""
-        self.observations = self._to_tensor(seed_vector_env(self.env, seed, rank))
+        observations, infos = reset_vector_env(self.env, seed, rank)
+        self.observations = self._to_tensor(observations)
+        self._read_action_masks(infos)
         self.policy_state = None
         self._autoreset[:] = False
         self._episode_starts[:] = True
@@ -108,17 +122,25 @@ class Collector:
 
     def act(self, policy: Policy, deterministic: bool = False) -> Tensor:
         """``policy``'s actions for the current observations; its state is kept here, one per env."""
-        actions, self.policy_state = policy.policy_step(
-            self.observations, self.policy_state, torch.from_numpy(self._episode_starts), deterministic
-        )
+        starts = torch.from_numpy(self._episode_starts)
+        if self.action_masks is None:
+            actions, self.policy_state = policy.policy_step(self.observations, self.policy_state, starts, deterministic)
+        else:
+            actions, self.policy_state = policy.policy_step(
+                self.observations, self.policy_state, starts, deterministic, action_masks=self.action_masks
+            )
         return actions
+
+    def _read_action_masks(self, infos: dict[str, Any]) -> None:
+        masks = action_masks_of(infos, self.num_envs)
+        self.action_masks = None if masks is None else self._to_tensor(masks)
 
     def step(self, actions: Tensor, env_actions: Tensor | None = None) -> Transition:
         """Step every sub-env with ``actions`` (``env_actions``, e.g. clipped ones, are sent instead if given)."""
         if self.observations is None:
             raise RuntimeError("call Collector.reset(seed) before the first step")
         sent = actions if env_actions is None else env_actions
-        next_obs, rewards, terminations, truncations, _ = self.env.step(sent.numpy(force=True))
+        next_obs, rewards, terminations, truncations, infos = self.env.step(sent.numpy(force=True))
         terminations, truncations = np.asarray(terminations, bool), np.asarray(truncations, bool)
         valid = ~self._autoreset
         rewards = np.asarray(rewards, dtype=np.float64)
@@ -147,6 +169,7 @@ class Collector:
             valid=valid,
         )
         self.observations = transition.next_observations
+        self._read_action_masks(infos)
         return transition
 
     def _finished_episodes(self) -> Episodes:
@@ -186,6 +209,7 @@ class Collector:
             "autoreset": torch.from_numpy(self._autoreset.copy()),
             "episode_starts": torch.from_numpy(self._episode_starts.copy()),
             "policy_state": _to_device(self.policy_state, "cpu"),
+            "action_masks": _to_device(self.action_masks, "cpu"),
             "episode_returns": torch.from_numpy(self._episode_returns.copy()),
             "episode_lengths": torch.from_numpy(self._episode_lengths.copy()),
             "finished": [torch.from_numpy(part.copy()) for part in finished],
@@ -208,6 +232,7 @@ class Collector:
         starts = state.get("episode_starts")
         self._episode_starts = np.zeros(self.num_envs, bool) if starts is None else starts.numpy().copy()
         self.policy_state = _to_device(state.get("policy_state"), self.device)
+        self.action_masks = _to_device(state.get("action_masks"), self.device)
         self._episode_returns = state["episode_returns"].numpy().copy()
         self._episode_lengths = state["episode_lengths"].numpy().copy()
         env_indices, returns, lengths = (part.numpy() for part in state["finished"])

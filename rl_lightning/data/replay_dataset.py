@@ -72,7 +72,11 @@ class ReplayDataset(IterableDataset):
         for _ in range(self.vector_steps_per_round):
             with torch.no_grad():
                 actions = collector.act(learner)
-            self.buffer.add(*collector.step(actions))
+            transition = collector.step(actions)
+            if collector.action_masks is None:
+                self.buffer.add(*transition)
+            else:  # the masks of the transition's next observations, for the target's max over valid actions
+                self.buffer.add(*transition, next_action_masks=collector.action_masks)
             learner.env_steps += self.steps_per_env_step
             if learner.env_steps >= until:
                 return

@@ -38,8 +38,9 @@ class OnPolicyLearner(Protocol):
     generator: torch.Generator | None
     """Shuffles the minibatches."""
 
-    def explore(self, observations: Tensor) -> RolloutStep:
-        """Sample actions for raw observations, with their log-probabilities and values."""
+    def explore(self, observations: Tensor, action_masks: Tensor | None = None) -> RolloutStep:
+        """Sample actions for raw observations, with their log-probabilities and values; valid ones only where
+        the env gives masks (``action_masks`` is passed only then, so a learner of unmasked envs may omit it)."""
         ...
 
     def predict_values(self, observations: Tensor) -> Tensor:
@@ -97,7 +98,11 @@ class RolloutDataset(IterableDataset):
         learner, collector, buffer = self.learner, self.collector, self.buffer
         buffer.reset()
         for _ in range(buffer.n_steps):
-            step = learner.explore(collector.observations)
+            action_masks = collector.action_masks  # those of the observations acted on (step() replaces them)
+            if action_masks is None:
+                step = learner.explore(collector.observations)
+            else:
+                step = learner.explore(collector.observations, action_masks)
             transition = collector.step(step.actions, step.env_actions)
             # V(true final observation), the bootstrap of a truncated episode: one batched call, only when needed.
             truncated = transition.truncations.any()
@@ -114,6 +119,7 @@ class RolloutDataset(IterableDataset):
                 transition.truncations,
                 transition.valid,
                 final_values,
+                action_masks,
             )
             learner.env_steps += self.steps_per_env_step
         buffer.compute_returns_and_advantages(learner.predict_values(collector.observations))

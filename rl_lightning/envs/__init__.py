@@ -15,12 +15,16 @@ from rl_lightning.envs.factory import (
     make_vector_env,
     probe_spaces,
     register_torch_env,
+    reset_vector_env,
     seed_vector_env,
     torch_env_factory,
 )
+from rl_lightning.envs.masks import ACTION_MASK_KEY, action_masks_of
 from rl_lightning.envs.spaces import (
-    check_bounded_box_actions,
-    check_discrete_actions,
+    ACTION_SPACES,
+    action_space_kinds,
+    algorithms_for,
+    check_action_space,
     check_observation_space,
     torch_dtype,
 )
@@ -28,6 +32,8 @@ from rl_lightning.envs.state import EnvStateError, load_vector_env_state, vector
 from rl_lightning.envs.torch_vector import TorchVectorEnv
 
 __all__ = [
+    "ACTION_MASK_KEY",
+    "ACTION_SPACES",
     "TORCH_ENVS",
     "Acrobot",
     "CartPole",
@@ -41,8 +47,10 @@ __all__ = [
     "TorchVectorEnv",
     "Vectorization",
     "Wrapper",
-    "check_bounded_box_actions",
-    "check_discrete_actions",
+    "action_masks_of",
+    "action_space_kinds",
+    "algorithms_for",
+    "check_action_space",
     "check_env_id",
     "check_observation_space",
     "env_name",
@@ -51,6 +59,7 @@ __all__ = [
     "make_vector_env",
     "probe_spaces",
     "register_torch_env",
+    "reset_vector_env",
     "seed_vector_env",
     "torch_dtype",
     "torch_env_factory",

@@ -292,11 +292,16 @@ def env_seeds(seed: int, num_envs: int, rank: int = 0) -> list[int]:
 
 def seed_vector_env(vector_env: VectorEnv, seed: int, rank: int = 0) -> np.ndarray:
     """Reset ``vector_env`` with per-env seeds and seed its action space; return the first observations."""
+    return reset_vector_env(vector_env, seed, rank)[0]
+
+
+def reset_vector_env(vector_env: VectorEnv, seed: int, rank: int = 0) -> tuple[np.ndarray, dict[str, Any]]:
+    """:func:`seed_vector_env`, returning the reset's ``infos`` beside the first observations."""
     seeds = env_seeds(seed, vector_env.num_envs, rank)
     try:
-        observations, _ = vector_env.reset(seed=seeds)
+        reset = vector_env.reset(seed=seeds)
     except (TypeError, AssertionError, gym.error.Error):
         # Native vector envs hold one generator for all sub-envs and take a single seed.
-        observations, _ = vector_env.reset(seed=seeds[0])
+        reset = vector_env.reset(seed=seeds[0])
     vector_env.action_space.seed(seeds[0])
-    return observations
+    return reset

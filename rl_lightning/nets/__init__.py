@@ -19,6 +19,7 @@ from rl_lightning.nets.distributional import (
     quantile_q_values,
 )
 from rl_lightning.nets.encoders import FlattenEncoder, NatureCNN, OneHotEncoder, is_image_space, make_encoder
+from rl_lightning.nets.masking import mask_invalid, random_valid_actions
 from rl_lightning.nets.mlp import mlp
 from rl_lightning.nets.noisy import NoisyLinear, noise_disabled, reset_noise
 from rl_lightning.nets.normalization import RunningMeanStd
@@ -77,6 +78,7 @@ __all__ = [
     "is_image_space",
     "make_action_head",
     "make_encoder",
+    "mask_invalid",
     "mlp",
     "noise_disabled",
     "orthogonal_init",
@@ -85,6 +87,7 @@ __all__ = [
     "quantile_huber_loss",
     "quantile_midpoints",
     "quantile_q_values",
+    "random_valid_actions",
     "reset_noise",
     "sample_squashed_gaussian",
     "target_network",

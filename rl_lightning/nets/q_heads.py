@@ -22,6 +22,7 @@ from rl_lightning.nets.distributional import (
     quantile_huber_loss,
     quantile_q_values,
 )
+from rl_lightning.nets.masking import mask_invalid
 
 
 class _QHead(nn.Module):
@@ -38,10 +39,13 @@ class _QHead(nn.Module):
             index = index.view(-1, 1, *([1] * (outputs.dim() - 2))).expand(-1, 1, *outputs.shape[2:])
         return outputs.gather(1, index).squeeze(1)
 
-    def greedy(self, outputs: Tensor, chooser: Tensor) -> Tensor:
+    def greedy(self, outputs: Tensor, chooser: Tensor, action_masks: Tensor | None = None) -> Tensor:
         """The ``outputs`` of the action with the largest expected value under ``chooser`` (double Q: the online
-        network's outputs; otherwise ``outputs`` themselves)."""
-        return self.select(outputs, self.q_values(chooser).argmax(dim=1))
+        network's outputs; otherwise ``outputs`` themselves), among the valid actions where masks are given."""
+        values = self.q_values(chooser)
+        if action_masks is not None:
+            values = mask_invalid(values, action_masks)
+        return self.select(outputs, values.argmax(dim=1))
 
 
 class ScalarQHead(_QHead):
@@ -59,8 +63,10 @@ class ScalarQHead(_QHead):
     def q_values(self, outputs: Tensor) -> Tensor:
         return outputs
 
-    def greedy(self, outputs: Tensor, chooser: Tensor) -> Tensor:
-        return outputs.max(dim=1).values if chooser is outputs else super().greedy(outputs, chooser)
+    def greedy(self, outputs: Tensor, chooser: Tensor, action_masks: Tensor | None = None) -> Tensor:
+        if chooser is outputs and action_masks is None:
+            return outputs.max(dim=1).values
+        return super().greedy(outputs, chooser, action_masks)
 
     def losses(
         self, taken: Tensor, next_taken: Tensor, rewards: Tensor, discounts: Tensor, ends: Tensor, mean: bool = False

@@ -62,6 +62,21 @@ RUNS: dict[str, dict[str, Any]] = {
             eval_envs=1,
         ),
     },
+    "ppo-masked": {  # each rank acts under its own envs' valid-action masks, and learns under them
+        "class_path": "rl_lightning.PPO",
+        "init_args": dict(
+            env="tests.toy_envs:RLLightningInvalidAction-v0",
+            num_envs=2,
+            hidden_sizes=[16],
+            n_steps=32,
+            batch_size=16,
+            n_epochs=2,
+            total_timesteps=512,
+            steps_per_epoch=256,
+            eval_episodes=2,
+            eval_envs=1,
+        ),
+    },
 }
 
 
@@ -87,6 +102,7 @@ class DDPProbe(Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         collector = pl_module.collector
         self.record["first_observations"] = collector.observations.clone()
+        self.record["first_masks"] = None if collector.action_masks is None else collector.action_masks.clone()
         step, pop_episodes = collector.step, collector.pop_episodes
 
         def counted_step(*args: Any) -> Any:
@@ -160,16 +176,16 @@ def logged(root: Path, name: str) -> list[float]:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """DQN and PPO straight through (together), and DQN resumed from the first epoch's checkpoint of the former."""
+    """Every run of RUNS straight through (together), and DQN resumed from the first epoch's checkpoint of its run."""
     folder = tmp_path_factory.mktemp("ddp")
     configs = {algorithm: write_config(folder, algorithm) for algorithm in RUNS}
-    roots = {name: folder / name for name in ("dqn", "ppo", "dqn-resumed")}
-    dqn, ppo = start_ddp_fit(configs["dqn"], roots["dqn"]), start_ddp_fit(configs["ppo"], roots["ppo"])
+    roots = {name: folder / name for name in (*RUNS, "dqn-resumed")}
+    processes = {algorithm: start_ddp_fit(configs[algorithm], roots[algorithm]) for algorithm in RUNS}
     first_epoch = roots["dqn"] / "checkpoints" / "first-epoch.ckpt"
-    while not first_epoch.exists() and dqn.poll() is None:
+    while not first_epoch.exists() and processes["dqn"].poll() is None:
         time.sleep(0.1)
-    resumed = start_ddp_fit(configs["dqn"], roots["dqn-resumed"], f"--ckpt_path={first_epoch}")
-    for name, process in (("dqn", dqn), ("ppo", ppo), ("dqn-resumed", resumed)):
+    processes["dqn-resumed"] = start_ddp_fit(configs["dqn"], roots["dqn-resumed"], f"--ckpt_path={first_epoch}")
+    for name, process in processes.items():
         finish(process, roots[name])
     return roots
 
@@ -187,6 +203,10 @@ def test_the_ranks_play_different_episodes_and_end_with_the_same_parameters(
     assert first["state_dict"].keys() == second["state_dict"].keys()
     for name, tensor in first["state_dict"].items():
         assert torch.equal(tensor, second["state_dict"][name]), name
+    if algorithm == "ppo-masked":  # each rank's collector kept its own envs' masks
+        masks = [first["first_masks"], second["first_masks"]]
+        assert masks[0].shape == masks[1].shape == (2, 4)
+        assert torch.equal(masks[0], first["first_observations"].bool())  # the env shows its mask as observation
     if algorithm == "ppo":  # the normalizer saw every observation both ranks played
         total = RUNS[algorithm]["init_args"]["total_timesteps"]
         assert first["state_dict"]["observation_normalizer.count"].item() == pytest.approx(total + 1e-4)

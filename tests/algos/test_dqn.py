@@ -15,6 +15,7 @@ from rl_lightning import DQN, RAINBOW, ConfigurationError
 from rl_lightning.buffers import ReplayBatch
 from tests.helpers import DQN_SMALL as SMALL
 from tests.helpers import parameters, trainer
+from tests.toy_envs import spaces_env
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
@@ -105,9 +106,16 @@ def test_termination_cuts_the_bootstrap():
 
 
 # ---------------------------------------------------------------------------------------------- bad input
-def test_continuous_actions_are_refused_with_a_suggestion():
-    with pytest.raises(ConfigurationError, match=r"Discrete action space.*Box.*SAC, TD3 or PPO"):
+def test_continuous_actions_are_refused_naming_only_algorithms_that_take_them():
+    message = r"DQN takes Discrete action spaces.*Box.*\. Use PPO, A2C, SAC, TD3, DDPG, which"
+    with pytest.raises(ConfigurationError, match=message):
         DQN("Pendulum-v1", **SMALL)
+
+
+def test_multi_discrete_actions_are_refused_naming_ppo_and_a2c_only():
+    MultiDiscreteActions = spaces_env(gym.spaces.MultiDiscrete([2, 3]))
+    with pytest.raises(ConfigurationError, match=r"MultiDiscrete.*\. Use PPO, A2C, which take it"):
+        DQN(MultiDiscreteActions, **SMALL)
 
 
 def test_unknown_env_id_suggests_close_matches():

@@ -77,8 +77,9 @@ class ResumeProbe(Callback):
 
 
 # Tiny runs of four epochs; DQN with 2 envs and 3-step returns, Rainbow's DQN (prioritized replay's sum tree, noisy
-# layers, C51), PPO with both normalizers and a learning-rate schedule, SAC on Pendulum. Where each is killed: DQN
-# while writing epoch 2's checkpoint, the others mid-epoch 2.
+# layers, C51) on an env with valid-action masks (kept by the collector and with each replayed transition), PPO with
+# both normalizers and a learning-rate schedule, SAC on Pendulum. Where each is killed: DQN while writing epoch 2's
+# checkpoint, the others mid-epoch 2.
 RUNS: dict[str, dict[str, Any]] = {
     "dqn": {
         "kill": {KILL_IN_SAVE: "2"},
@@ -99,23 +100,23 @@ RUNS: dict[str, dict[str, Any]] = {
             eval_envs=2,
         ),
     },
-    "rainbow": {
+    "rainbow-masked": {
         "kill": {KILL_IN_EPOCH: "2"},
         "class_path": "rl_lightning.DQN",
         "init_args": dict(
-            env="CartPole-v1",
+            env="tests.toy_envs:RLLightningInvalidAction-v0",
             num_envs=2,
             hidden_sizes=[32],
-            learning_starts=256,
+            learning_starts=128,
             batch_size=32,
             train_freq=4,
             gradient_steps=1,
             target_update_interval=100,
-            total_timesteps=1536,
-            steps_per_epoch=384,
+            total_timesteps=1024,
+            steps_per_epoch=256,
             eval_episodes=2,
             eval_envs=2,
-            **{**RAINBOW, "n_atoms": 11, "v_min": 0.0, "v_max": 50.0},
+            **{**RAINBOW, "n_atoms": 11, "v_min": -1.0, "v_max": 10.0},
         ),
     },
     "ppo": {
@@ -251,6 +252,11 @@ def test_a_run_killed_and_resumed_in_a_new_process_ends_bitwise_identical(
 
     expected, got = last_checkpoint(straight), last_checkpoint(interrupted)
     assert expected["rl_lightning"]["env_steps"] == RUNS[algorithm]["init_args"]["total_timesteps"]
+    if algorithm == "rainbow-masked":  # the masks were saved, and resumed from
+        assert got["rl_lightning"]["collector"]["action_masks"].shape == (2, 4)
+        saved_masks = got["rl_lightning"]["buffer"]["storage"]["next_action_masks"]
+        assert torch.equal(saved_masks, expected["rl_lightning"]["buffer"]["storage"]["next_action_masks"])
+        assert not saved_masks.all()
     assert got["rl_lightning"]["env_steps"] == expected["rl_lightning"]["env_steps"]
     assert got["state_dict"].keys() == expected["state_dict"].keys()
     for name, tensor in expected["state_dict"].items():

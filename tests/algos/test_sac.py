@@ -112,13 +112,14 @@ def test_entropy_coefficient_settings():
 
 
 # ---------------------------------------------------------------------------------------------- bad input
-def test_discrete_actions_are_refused_naming_the_space_and_suggesting_dqn_or_ppo():
-    with pytest.raises(ConfigurationError, match=r"SAC needs a continuous \(Box\).*Discrete\(2\).*DQN or PPO"):
+def test_discrete_actions_are_refused_naming_the_space_and_suggesting_dqn_ppo_or_a2c():
+    with pytest.raises(ConfigurationError, match=r"SAC takes bounded Box .*Discrete\(2\)\. Use DQN, PPO, A2C, which"):
         SAC("CartPole-v1", **SMALL)
 
 
 def test_unbounded_box_actions_are_refused():
-    with pytest.raises(ConfigurationError, match=r"SAC squashes actions into the Box bounds.*unbounded"):
+    message = r"SAC takes bounded Box .*\(unbounded: .*squashed.*\)\. Use PPO, A2C, which"
+    with pytest.raises(ConfigurationError, match=message):
         SAC(UnboundedActions, **SMALL)
 
 

@@ -91,9 +91,9 @@ def test_exploration_noise_and_warm_up():
 
 # ---------------------------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("algorithm", [TD3, DDPG])
-def test_discrete_actions_are_refused_naming_the_space_and_suggesting_dqn_or_ppo(algorithm):
+def test_discrete_actions_are_refused_naming_the_space_and_suggesting_dqn_ppo_or_a2c(algorithm):
     name = algorithm.__name__
-    with pytest.raises(ConfigurationError, match=rf"{name} needs a continuous \(Box\).*Discrete\(2\).*DQN or PPO"):
+    with pytest.raises(ConfigurationError, match=rf"{name} takes bounded Box .*Discrete\(2\)\. Use DQN, PPO, A2C,"):
         algorithm("CartPole-v1", **SMALL)
 
 

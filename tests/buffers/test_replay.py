@@ -37,10 +37,11 @@ TWO_EPISODE_ENDS = [
 ]
 
 
-def add(buffer: ReplayBuffer, step: Step) -> int:
-    """Add ``step``; each env's action is its observation, so that stored actions can be traced."""
+def add_arguments(step: Step) -> tuple[torch.Tensor, ...]:
+    """``ReplayBuffer.add``'s arguments for ``step``; each env's action is its observation, so that stored actions
+    can be traced."""
     observations = torch.tensor(step.observations).reshape(-1, 1)
-    return buffer.add(
+    return (
         observations,
         observations.long().reshape(-1),
         torch.tensor(step.rewards),
@@ -49,6 +50,11 @@ def add(buffer: ReplayBuffer, step: Step) -> int:
         torch.tensor(step.truncations),
         torch.tensor(step.valid),
     )
+
+
+def add(buffer: ReplayBuffer, step: Step) -> int:
+    """Add ``step`` (see :func:`add_arguments`)."""
+    return buffer.add(*add_arguments(step))
 
 
 def make_buffer(capacity: int = 100, num_envs: int = 2, n_step: int = 1, seed: int = 0) -> ReplayBuffer:
@@ -259,3 +265,32 @@ def test_a_full_buffer_is_saved_without_a_copy() -> None:
 def test_capacity_below_one_n_step_window_per_env_is_refused() -> None:
     with pytest.raises(ValueError, match="capacity=5 must hold at least num_envs \\* n_step = 6"):
         make_buffer(capacity=5, num_envs=2, n_step=3)
+
+
+@pytest.mark.parametrize("n_step", [1, 3])
+def test_each_transition_keeps_the_action_mask_of_its_next_observation(n_step: int) -> None:
+    buffer = ReplayBuffer(100, (1,), torch.float32, (), torch.long, 2, n_step, gamma=0.5, action_mask_size=2)
+    for step in TWO_EPISODE_ENDS:
+        observations = torch.tensor(step.observations).reshape(-1, 1)
+        next_observations = torch.tensor(step.next_observations).reshape(-1, 1)
+        # Action 1 is valid where the next observation is odd: a mask that says which step it came from.
+        next_masks = torch.cat([torch.ones(2, 1, dtype=torch.bool), next_observations.long() % 2 == 1], dim=1)
+        buffer.add(
+            observations, observations.long().reshape(-1), torch.tensor(step.rewards), next_observations,
+            torch.tensor(step.terminations), torch.tensor(step.truncations), torch.tensor(step.valid), next_masks,
+        )
+    stored = buffer.storage["next_action_masks"][: len(buffer)]
+    next_observations = buffer.storage["next_observations"][: len(buffer), 0].long()
+    assert stored[:, 0].all()
+    assert stored[:, 1].tolist() == (next_observations % 2 == 1).tolist()
+    assert stored[:, 1].any() and not stored[:, 1].all()
+    assert buffer.sample(4).next_action_masks.shape == (4, 2)
+
+
+def test_masks_must_be_given_exactly_when_the_buffer_keeps_them() -> None:
+    step = TWO_EPISODE_ENDS[0]
+    with_masks = ReplayBuffer(10, (1,), torch.float32, (), torch.long, 2, action_mask_size=2)
+    with pytest.raises(ValueError, match="next_action_masks exactly when"):
+        add(with_masks, step)
+    with pytest.raises(ValueError, match="next_action_masks exactly when"):
+        make_buffer().add(*add_arguments(step), next_action_masks=torch.ones(2, 2, dtype=torch.bool))

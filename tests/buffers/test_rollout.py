@@ -200,3 +200,23 @@ def test_the_whole_rollout_is_a_view_and_indices_gather_copies():
     whole, some = rollout.batch(None), rollout.batch(torch.tensor([0, 3]))
     assert whole.observations.shape == (4, 1) and whole.observations.data_ptr() == rollout.observations.data_ptr()
     assert some.observations.shape == (2, 1) and some.observations.data_ptr() != rollout.observations.data_ptr()
+
+
+def test_the_action_masks_acted_under_come_with_each_transition() -> None:
+    rollout = RolloutBuffer(2, 2, (1,), torch.float32, (), torch.long, action_mask_size=3)
+    masks = torch.tensor([[[1, 0, 1], [0, 1, 1]], [[1, 1, 0], [0, 0, 1]]], dtype=torch.bool)  # [step][env]
+    for t in range(2):
+        rollout.add(
+            torch.zeros(2, 1), torch.zeros(2, dtype=torch.long), torch.zeros(2), torch.zeros(2), torch.zeros(2),
+            np.zeros(2, bool), np.zeros(2, bool), np.ones(2, bool), action_masks=masks[t],
+        )
+    rollout.compute_returns_and_advantages(torch.zeros(2))
+    assert torch.equal(rollout.batch().action_masks, masks.flatten(0, 1))
+    assert torch.equal(rollout.batch(torch.tensor([3, 0])).action_masks, masks.flatten(0, 1)[[3, 0]])
+    assert buffer().batch().action_masks is None
+    rollout.reset()
+    with pytest.raises(ValueError, match="action_masks exactly when"):
+        rollout.add(
+            torch.zeros(2, 1), torch.zeros(2, dtype=torch.long), torch.zeros(2), torch.zeros(2), torch.zeros(2),
+            np.zeros(2, bool), np.zeros(2, bool), np.ones(2, bool),
+        )

@@ -13,13 +13,25 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from gymnasium.vector import SyncVectorEnv
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from rl_lightning.buffers import ReplayBuffer
 from rl_lightning.data import Collector, Transition, evaluate_policy
 from rl_lightning.envs import make_vector_env
 from tests.helpers import StepsSinceStartPolicy, ZeroPolicy
-from tests.toy_envs import counting_vector_env
+from tests.toy_envs import CountingEnv, MaskedCountingEnv, counting_vector_env
+
+
+class MaskRecordingPolicy(ZeroPolicy):
+    """Action 0 always; records the masks it was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.masks: list[torch.Tensor] = []
+
+    def policy_step(self, observations, state, episode_starts, deterministic=False, action_masks=None):
+        self.masks.append(action_masks.long())
+        return super().policy_step(observations, state, episode_starts, deterministic)
 
 
 def play(collector: Collector, steps: int) -> list[Transition]:
@@ -207,3 +219,29 @@ def test_a_policy_state_is_carried_per_env_and_reset_where_an_episode_starts(end
     assert torch.equal(resumed.policy_state, collector.policy_state)
     collector.reset(seed=0)
     assert collector.policy_state is None
+
+
+def test_action_masks_are_those_of_the_current_observations_and_reach_the_policy() -> None:
+    """``MaskedCountingEnv``'s mask is ``[1, t % 2]``: env 0 terminates at its 2nd step, env 1 at its 3rd."""
+    envs = SyncVectorEnv(
+        [lambda: MaskedCountingEnv(terminate_at=2), lambda: MaskedCountingEnv(terminate_at=3)],
+        autoreset_mode=AutoresetMode.NEXT_STEP,
+    )
+    collector, policy = Collector(envs), MaskRecordingPolicy()
+    collector.reset(seed=0)
+    for _ in range(4):
+        collector.step(collector.act(policy))
+    # Env 0: t 0, 1, 2 (final), 0 (autoreset step); env 1: t 0, 1, 2, 3 (final): mask [1, t % 2] of each.
+    assert [masks[:, 1].tolist() for masks in policy.masks] == [[0, 0], [1, 1], [0, 0], [0, 1]]
+    assert collector.action_masks.tolist() == [[True, True], [True, False]]  # env 0 at t 1, env 1 reset to t 0
+    resumed = Collector(SyncVectorEnv([CountingEnv, CountingEnv], autoreset_mode=AutoresetMode.NEXT_STEP))
+    resumed.load_state_dict(collector.state_dict())
+    assert torch.equal(resumed.action_masks, collector.action_masks)
+
+
+def test_an_env_without_masks_gives_the_policy_none() -> None:
+    collector = Collector(counting_vector_env([(None, 3)]))
+    collector.reset(seed=0)
+    assert collector.action_masks is None
+    collector.step(collector.act(ZeroPolicy()))  # ZeroPolicy's policy_step takes no action_masks keyword
+    assert collector.action_masks is None

@@ -1,43 +1,90 @@
-"""Space checks: what each algorithm family accepts, and messages that name the problem and the fix."""
+"""Space checks: what each algorithm takes (one table, checked against the algorithms themselves), and messages
+that name the problem and only the algorithms that fit."""
 
 from __future__ import annotations
+
+import re
 
 import gymnasium as gym
 import numpy as np
 import pytest
 
-from rl_lightning.envs import check_bounded_box_actions, check_discrete_actions, check_observation_space
+import rl_lightning
+from rl_lightning.envs import ACTION_SPACES, algorithms_for, check_action_space, check_observation_space
 from rl_lightning.errors import ConfigurationError
+from tests.helpers import A2C_SMALL, CONTINUOUS_SMALL, DQN_SMALL, PPO_SMALL
+from tests.toy_envs import spaces_env
 
 BOUNDED_BOX = gym.spaces.Box(-2.0, 2.0, (1,), np.float32)
 UNBOUNDED_BOX = gym.spaces.Box(-np.inf, np.inf, (1,), np.float32)
 HALF_BOUNDED_BOX = gym.spaces.Box(np.array([-1.0, -np.inf], np.float32), np.ones(2, np.float32))
 DICT_SPACE = gym.spaces.Dict({"position": BOUNDED_BOX})
 
-
-def test_discrete_actions_pass_the_discrete_check() -> None:
-    check_discrete_actions(gym.spaces.Discrete(3), "DQN")
-
-
-@pytest.mark.parametrize("space", [BOUNDED_BOX, gym.spaces.MultiDiscrete([2, 2])], ids=["box", "multi-discrete"])
-def test_non_discrete_actions_are_refused_with_the_suggested_algorithms(space: gym.Space) -> None:
-    with pytest.raises(ConfigurationError, match=r"DQN needs a Discrete action space.*\(SAC, TD3 or PPO\)"):
-        check_discrete_actions(space, "DQN", suggestion="SAC, TD3 or PPO")
-
-
-def test_bounded_box_actions_pass_the_bounded_box_check() -> None:
-    check_bounded_box_actions(BOUNDED_BOX, "SAC")
-
-
-@pytest.mark.parametrize("space", [UNBOUNDED_BOX, HALF_BOUNDED_BOX], ids=["unbounded", "half-bounded"])
-def test_unbounded_box_actions_are_refused(space: gym.Space) -> None:
-    with pytest.raises(ConfigurationError, match=r"SAC squashes actions into the Box bounds, but .* is unbounded"):
-        check_bounded_box_actions(space, "SAC")
+ACTION_SPACE_SAMPLES = {
+    "discrete": gym.spaces.Discrete(3),
+    "multi-discrete": gym.spaces.MultiDiscrete([2, 3]),
+    "bounded-box": BOUNDED_BOX,
+    "unbounded-box": UNBOUNDED_BOX,
+    "half-bounded-box": HALF_BOUNDED_BOX,
+    "integer-box": gym.spaces.Box(0, 5, (2,), np.int64),
+    "multi-binary": gym.spaces.MultiBinary(3),
+    "2d-multi-discrete": gym.spaces.MultiDiscrete([[2, 2], [2, 2]]),
+    "tuple": gym.spaces.Tuple((gym.spaces.Discrete(2), gym.spaces.Discrete(3))),
+}
+SMALL = {"DQN": DQN_SMALL, "PPO": PPO_SMALL, "A2C": A2C_SMALL, "SAC": CONTINUOUS_SMALL, "TD3": CONTINUOUS_SMALL,
+         "DDPG": CONTINUOUS_SMALL}
 
 
-def test_discrete_actions_are_refused_by_the_bounded_box_check() -> None:
-    with pytest.raises(ConfigurationError, match=r"TD3 needs a continuous \(Box\) action space"):
-        check_bounded_box_actions(gym.spaces.Discrete(2), "TD3")
+def test_the_table_lists_every_algorithm() -> None:
+    algorithms = [name for name in rl_lightning.algos.__all__ if not name.endswith("Algorithm")]
+    assert sorted(ACTION_SPACES) == sorted(algorithms)
+
+
+@pytest.mark.parametrize("space_id", ACTION_SPACE_SAMPLES)
+@pytest.mark.parametrize("name", ACTION_SPACES)
+def test_each_algorithm_takes_exactly_the_spaces_of_its_row_and_names_only_algorithms_that_do(
+    name: str, space_id: str
+) -> None:
+    space = ACTION_SPACE_SAMPLES[space_id]
+    algorithm = getattr(rl_lightning, name)
+    takers = algorithms_for(space)
+    if name in takers:
+        algorithm(spaces_env(space), **SMALL[name])
+        return
+    with pytest.raises(ConfigurationError, match="action space") as refusal:
+        algorithm(spaces_env(space), **SMALL[name])
+    message = str(refusal.value)
+    named = set(re.findall(r"\b(DQN|PPO|A2C|SAC|TD3|DDPG)\b", message)) - {name}
+    assert named == set(takers), message
+    if not takers:
+        assert "No algorithm here takes it" in message
+
+
+@pytest.mark.parametrize(
+    ("space_id", "takers"),
+    [
+        ("discrete", ["DQN", "PPO", "A2C"]),
+        ("multi-discrete", ["PPO", "A2C"]),
+        ("bounded-box", ["PPO", "A2C", "SAC", "TD3", "DDPG"]),
+        ("unbounded-box", ["PPO", "A2C"]),
+        ("half-bounded-box", ["PPO", "A2C"]),
+        ("integer-box", []),
+        ("multi-binary", []),
+        ("tuple", []),
+    ],
+)
+def test_algorithms_for_a_space(space_id: str, takers: list[str]) -> None:
+    assert algorithms_for(ACTION_SPACE_SAMPLES[space_id]) == takers
+
+
+def test_an_unbounded_box_refused_by_a_squashing_algorithm_says_why() -> None:
+    with pytest.raises(ConfigurationError, match=r"SAC takes bounded Box .*\(unbounded: .*\)\. Use PPO, A2C, which"):
+        check_action_space(HALF_BOUNDED_BOX, "SAC", ACTION_SPACES["SAC"])
+
+
+def test_a_subclass_is_named_by_its_own_name_and_its_parent_stays_among_the_alternatives() -> None:
+    with pytest.raises(ConfigurationError, match=r"MyTD3 takes bounded Box .*Discrete\(3\)\. Use DQN, PPO, A2C, which"):
+        check_action_space(gym.spaces.Discrete(3), "MyTD3", ACTION_SPACES["TD3"])
 
 
 @pytest.mark.parametrize(
