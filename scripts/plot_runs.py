@@ -3,7 +3,8 @@
 Reads every run found under the given paths: Lightning ``CSVLogger`` folders (``metrics.csv`` beside
 ``hparams.yaml``; what ``rl-lightning fit`` writes by default) and W&B runs recorded locally
 (``wandb/offline-run-*``, read without the network). Runs are grouped by the ``algorithm``, ``env_id`` and
-``seed`` that every rl-lightning algorithm logs into its run config; each environment gets a panel in which the
+``seed`` that every rl-lightning algorithm logs into its run config (the logs of a run resumed in its folder,
+``<run>/lightning_logs/version_N``, joined into one curve); each environment gets a panel in which the
 algorithms' curves sit side by side, each the mean over its seeds with a band of one standard deviation.
 
     python scripts/plot_runs.py runs/ --output curves.png
@@ -90,9 +91,41 @@ def read_wandb_run(run_file: Path, metric: str) -> Curve | None:
     return Curve(*_identity(run.config, run_file), *map(np.array, zip(*points)), source=run_file.parent)
 
 
+def run_folder(metrics_csv: Path) -> Path:
+    """The run a CSV log belongs to: ``<run>`` for ``<run>/lightning_logs/version_N/metrics.csv`` (rl-lightning's
+    one run per folder: each resume of the run logs into a new version), else the log's own folder."""
+    version = metrics_csv.parent
+    return version.parent.parent if version.parent.name == "lightning_logs" else version
+
+
+def join_pieces(pieces: list[Curve]) -> Curve:
+    """One curve from the logs of a run and its resumes, in the order they ran; where two pieces logged the same
+    env step (a run stopped after its last checkpoint replays the steps since), the later piece's value."""
+    points: dict[float, float] = {}
+    for piece in pieces:
+        points.update(zip(piece.env_steps.tolist(), piece.values.tolist()))
+    steps = sorted(points)
+    first = pieces[0]
+    return Curve(
+        first.algorithm,
+        first.env_id,
+        first.seed,
+        np.array(steps),
+        np.array([points[step] for step in steps]),
+        source=run_folder(first.source / "metrics.csv"),
+    )
+
+
+def _version(metrics_csv: Path) -> tuple[int, str]:
+    """Sort key: Lightning's version number (``version_10`` after ``version_9``), else the folder's name."""
+    name = metrics_csv.parent.name
+    number = name.removeprefix("version_")
+    return (int(number), name) if number.isdigit() else (-1, name)
+
+
 def find_curves(paths: list[Path], metric: str) -> list[Curve]:
-    """Every run under ``paths`` that logged ``metric``; of runs with the same algorithm, env and seed (say, one
-    logged both to CSV and to W&B), the one with the most points."""
+    """Every run under ``paths`` that logged ``metric``, the pieces of a resumed run joined; of runs with the same
+    algorithm, env and seed (say, one logged both to CSV and to W&B), the one with the most points."""
     curves: dict[tuple[str, str, int | None], Curve] = {}
     files = set()
     for path in paths:
@@ -100,8 +133,17 @@ def find_curves(paths: list[Path], metric: str) -> list[Curve]:
             raise SystemExit(f"plot_runs.py: error: {path} does not exist")
         for pattern in ("metrics.csv", "run-*.wandb"):
             files.update([path] if path.is_file() and path.match(pattern) else path.rglob(pattern))
+    csv_runs: dict[Path, list[Path]] = defaultdict(list)
+    found = []
     for file in sorted(files):
-        curve = read_csv_run(file, metric) if file.name == "metrics.csv" else read_wandb_run(file, metric)
+        if file.name == "metrics.csv":
+            csv_runs[run_folder(file)].append(file)
+        else:
+            found.append(read_wandb_run(file, metric))
+    for logs in csv_runs.values():
+        pieces = [piece for piece in (read_csv_run(log, metric) for log in sorted(logs, key=_version)) if piece]
+        found.append(join_pieces(pieces) if pieces else None)
+    for curve in found:
         if curve is None:
             continue
         key = (curve.algorithm, curve.env_id, curve.seed)
