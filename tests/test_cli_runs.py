@@ -78,7 +78,8 @@ def test_one_run_per_folder_and_a_resume_keeps_the_runs_hyperparameters(tmp_path
     assert last["rl_lightning"]["env_steps"] == 1536
     assert (last["hyper_parameters"]["learning_rate"], last["hyper_parameters"]["seed"]) == (1e-3, 3)
     assert last["hyper_parameters"]["total_timesteps"] == 1536
-    assert sorted(path.name for path in (tmp_path / RUN / "checkpoints").iterdir()) == ["best-epoch=0.ckpt", "last.ckpt"]
+    checkpoints = sorted(path.name for path in (tmp_path / RUN / "checkpoints").iterdir())
+    assert checkpoints == ["best-epoch=0.ckpt", "last.ckpt"]
     resumed = files(tmp_path)
 
     # Resuming the finished run: a line, exit 0, and no evaluation, checkpoint or log version.

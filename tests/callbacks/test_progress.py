@@ -58,3 +58,13 @@ def test_in_a_terminal_one_bar_counts_env_steps_to_the_total(capsys):
     assert "512/512" in final
     assert "env steps/s" in final
     assert "return=15.00, eval=15.00" in final
+
+
+def test_without_a_terminal_a_line_within_the_epoch_every_report_interval(caplog):
+    caplog.set_level(logging.INFO)
+    fit(RLProgressBar(interactive=False, report_interval=0.0))  # every batch is past the interval
+    running = [message for message in caplog.messages if "(running)" in message]
+    steps = [int(line.split(": ")[1].split("/")[0].replace(",", "")) for line in running]
+    assert running[0].startswith("epoch 0 (running): ") and running[-1].startswith("epoch 1 (running): ")
+    assert all(line.endswith(" env steps/s") and "/512 env steps (" in line for line in running)
+    assert steps == sorted(steps) and 0 < steps[0] < 256 < steps[-1] <= 512
