@@ -51,6 +51,14 @@ class _ConciseParser(LightningArgumentParser):
         pass
 
 
+COMMANDS = """Reinforcement learning with PyTorch Lightning. Commands:
+fit (train an algorithm from a config: rl-lightning fit --help),
+validate (evaluation episodes of a config's or checkpoint's model in Lightning's validation loop),
+evaluate (play a trained agent from a checkpoint, one JSON line of results: rl-lightning evaluate --help)."""
+"""What ``rl-lightning --help`` says the commands are (``evaluate`` is dispatched by :func:`main`, outside
+Lightning's CLI)."""
+
+
 class RLCLI(LightningCLI):
     """``rl-lightning fit|validate --config experiments/<algo>_<env>.yaml [--model.init_args.X ...]``.
 
@@ -79,8 +87,14 @@ class RLCLI(LightningCLI):
             save_config_kwargs={"overwrite": True},
             auto_configure_optimizers=False,
             parser_class=_ConciseParser,
+            parser_kwargs={"prog": "rl-lightning", "description": COMMANDS},
             args=args,
         )
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        # `test` and `predict` need a test or predict dataloader, which an RL algorithm does not have.
+        return {name: skip for name, skip in LightningCLI.subcommands().items() if name in ("fit", "validate")}
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument(

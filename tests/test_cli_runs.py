@@ -137,3 +137,10 @@ def test_the_models_seed_is_the_one_seed_and_threads_default_to_one(tmp_path, ca
 
     assert run("fit", "--config", CONFIG, *short, "--seed_everything=0", "--trainer.default_root_dir=s") == 2
     assert "seed_everything=0 differs from the model's seed=3" in capsys.readouterr().err
+
+
+def test_help_lists_the_commands_an_rl_user_has(capsys):
+    assert run("--help") == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("usage: rl-lightning [-c CONFIG] {fit,validate} ...")  # no test or predict loop
+    assert "evaluate (play a trained agent from a checkpoint" in " ".join(printed.split())
