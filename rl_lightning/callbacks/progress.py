@@ -37,8 +37,9 @@ class RLProgressBar(TQDMProgressBar):
         epoch 3: 40,960/50,000 env steps (82%), 1,305 env steps/s, return 123.4, eval return 200.0
         epoch 4 (running): 45,056/50,000 env steps (90%), 1,288 env steps/s
 
-    ``rl-lightning fit`` uses it unless the Trainer is given another progress bar or
-    ``enable_progress_bar=false``.
+    ``rl-lightning fit`` and any Trainer fitting an :class:`~rl_lightning.RLAlgorithm` use it in place of
+    Lightning's default bar (:func:`use_env_step_progress_bar`), unless the Trainer is given another progress bar
+    or ``enable_progress_bar=False``.
 
     Args:
         refresh_rate: training batches between updates of the bar.
@@ -152,3 +153,18 @@ class RLProgressBar(TQDMProgressBar):
             f"epoch {trainer.current_epoch} (running): {steps:,}/{pl_module.total_timesteps:,} env steps "
             f"({100 * steps / pl_module.total_timesteps:.0f}%), {rate:,.0f} env steps/s"
         )
+
+
+def use_env_step_progress_bar(trainer: Trainer) -> None:
+    """Put an :class:`RLProgressBar` in place of the ``TQDMProgressBar()`` that Lightning gives a Trainer without a
+    progress bar (its batch counter reads ``1624/?`` for an RL dataset); a progress bar the user configured stays.
+
+    Replaced in the Trainer's callbacks rather than returned from ``configure_callbacks``, which would replace
+    every ``TQDMProgressBar``, the user's included, and say so in a line of its own.
+    """
+    default = trainer.progress_bar_callback
+    if type(default) is not TQDMProgressBar:
+        return
+    if (default.refresh_rate, default.process_position) != (1, 0):
+        return
+    trainer.callbacks[trainer.callbacks.index(default)] = RLProgressBar()
