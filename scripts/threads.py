@@ -2,8 +2,8 @@
 --threads`` sets them: CartPole-v1 (an MLP of 64x64) and a synthetic 4x84x84 uint8 image env (the Nature CNN).
 
 Each setting runs in a fresh process (``python -m rl_lightning.cli fit``), alternating settings round by round
-so that the machine's load affects all alike; the rate is the last epoch's ``env_steps_per_sec`` (epochs of
-1,024 env steps after 256 of warm-up, one update per 4 steps, no evaluation in the clock).
+so that the machine's load affects all alike; the rate is the second epoch's ``env_steps_per_sec`` (two epochs of
+``--epoch_steps``, updates from step 256 on, one per 4 env steps, batches of 64; no evaluation in the clock).
 
     python scripts/threads.py                      # 1 and 2 threads, 2 rounds each
     python scripts/threads.py --threads 1 4 --rounds 3 --envs image
@@ -51,11 +51,13 @@ class ImageNoise(gym.Env):
 gym.register(IMAGE_ID, entry_point=ImageNoise)
 
 
-def fit_rate(env: str, threads: int, folder: Path) -> float:
-    """env steps per second of the last epoch of one fit in a new process."""
+def fit_rate(env: str, threads: int, folder: Path, epoch_steps: int) -> float:
+    """env steps per second of the second of two epochs of ``epoch_steps`` in a new process (the first holds the
+    256 steps before updates start)."""
     command = [
         sys.executable, "-m", "rl_lightning.cli", "fit", "--config", str(REPO / "experiments" / "dqn_cartpole.yaml"),
-        *ENVS[env], "--model.init_args.total_timesteps=2304", "--model.init_args.steps_per_epoch=1024",
+        *ENVS[env], f"--model.init_args.total_timesteps={2 * epoch_steps}",
+        f"--model.init_args.steps_per_epoch={epoch_steps}",
         "--model.init_args.learning_starts=256", "--model.init_args.train_freq=4", "--model.init_args.gradient_steps=1",
         "--model.init_args.eval_episodes=1", "--model.init_args.eval_envs=1", "--trainer.callbacks=[]",
         "--trainer.enable_progress_bar=false", f"--trainer.default_root_dir={folder}", f"--threads={threads}",
@@ -73,6 +75,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--envs", nargs="+", choices=sorted(ENVS), default=sorted(ENVS))
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--epoch_steps", type=int, default=1024, help="env steps per epoch (more than 256)")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}")
     rates: dict[tuple[str, int], list[float]] = {}
@@ -80,7 +83,7 @@ def main() -> None:
         for round_ in range(args.rounds):
             for env in args.envs:
                 for threads in args.threads:
-                    rate = fit_rate(env, threads, Path(scratch) / f"{env}-{threads}-{round_}")
+                    rate = fit_rate(env, threads, Path(scratch) / f"{env}-{threads}-{round_}", args.epoch_steps)
                     rates.setdefault((env, threads), []).append(rate)
                     print(f"round {round_}: {env:8} {threads} thread(s): {rate:8.1f} env steps/s", flush=True)
     print(f"load average after: {os.getloadavg()}")
