@@ -123,6 +123,7 @@ class RLCLI(LightningCLI):
             return
         path = Path(ckpt_path) if ckpt_path != "last" else find_last_checkpoint(self._checkpoint_folders(config))
         if path is None:
+            refuse_a_second_run(root)  # checkpoints, but no last.ckpt: not a run that --ckpt_path last can resume
             rank_zero_info(f"rl-lightning: no checkpoint in {checkpoint_folder(root)} to resume: starting a new run.")
             config.ckpt_path = None
             return
