@@ -115,25 +115,30 @@ def test_a_checkpoint_of_another_algorithm_and_env_is_refused_naming_both_sides(
         "the checkpoint, CartPole-v1 here)"
     ) in err
     assert files(tmp_path) == before
+    assert run("fit", "--config", CONFIG, *TINY, "--ckpt_path=missing.ckpt") == 2
+    assert "checkpoint missing.ckpt: no such file." in capsys.readouterr().err
+    assert files(tmp_path) == before
 
 
 def test_the_models_seed_is_the_one_seed_and_threads_default_to_one(tmp_path, caplog, capsys, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     torch.set_num_threads(2)  # what torch picks on a 2-core machine
+    # --ckpt_path last where there is no run yet starts one: the same command starts and resumes a batch job.
     short = [*TINY, "--model.init_args.total_timesteps=512", "--model.init_args.seed=3"]
-    assert run("fit", "--config", CONFIG, *short) == 0
+    assert run("fit", "--config", CONFIG, *short, "--ckpt_path=last") == 0
     assert "Seed set to 3" in caplog.messages
-    assert "1 torch thread(s) per process" in lines(caplog)[0]
+    started = lines(caplog)
+    assert started[0] == f"rl-lightning: no checkpoint in {RUN / 'checkpoints'} to resume: starting a new run."
+    assert "1 torch thread(s) per process" in started[1]
     assert torch.get_num_threads() == 1
 
-    torch.set_num_threads(1)
-    assert run("fit", "--config", CONFIG, *short, "--threads=2", "--trainer.default_root_dir=two") == 0
-    assert "2 torch thread(s) per process" in lines(caplog)[0]
-
-    monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    torch.set_num_threads(2)
-    assert run("fit", "--config", CONFIG, *short, "--trainer.default_root_dir=omp") == 0
-    assert "2 torch thread(s) per process" in lines(caplog)[0]  # the user's OMP_NUM_THREADS is left alone
+    # Validation (a few evaluation episodes) sets the threads as fit does; two threads are slow to train here.
+    assert run("validate", "--config", CONFIG, *short, "--threads=2") == 0
+    assert torch.get_num_threads() == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    torch.set_num_threads(3)
+    assert run("validate", "--config", CONFIG, *short) == 0
+    assert torch.get_num_threads() == 3  # the user's OMP_NUM_THREADS is left alone
 
     assert run("fit", "--config", CONFIG, *short, "--seed_everything=0", "--trainer.default_root_dir=s") == 2
     assert "seed_everything=0 differs from the model's seed=3" in capsys.readouterr().err
