@@ -29,6 +29,7 @@ from rl_lightning.algos.checkpointing import (
     unreadable_checkpoint,
     use_resume_checkpoints,
 )
+from rl_lightning.algos.compat import quiet_lightning_warnings
 from rl_lightning.callbacks import RLProgressBar, record_episodes
 from rl_lightning.callbacks.video import RenderError, check_video_writer
 from rl_lightning.data import Collector, evaluate_policy
@@ -220,7 +221,8 @@ class RLCLI(LightningCLI):
 
     def fit(self, model: RLAlgorithm, **kwargs: Any) -> None:
         """``Trainer.fit``, with the warnings of Lightning that are noise for an RL run silenced inside it."""
-        with warnings.catch_warnings():
+        # The module quiets Lightning's notes on RL datasets from its setup() on; some come before it.
+        with quiet_lightning_warnings(), warnings.catch_warnings():
             for message in _LIGHTNING_NOISE:
                 warnings.filterwarnings("ignore", message=message)
             self.trainer.fit(model, **kwargs)
@@ -234,10 +236,9 @@ class RLCLI(LightningCLI):
             if "val/return_mean" in metrics and "val/return_std" in metrics
             else "no evaluation"
         )
-        ended = "stopped early at" if trainer.interrupted else "trained"
         logs = f", logs in {trainer.logger.log_dir}" if isinstance(trainer.logger, CSVLogger) else ""
         rank_zero_info(
-            f"rl-lightning: {ended} {model.env_steps:,} of {model.total_timesteps:,} env steps in "
+            f"rl-lightning: trained {model.env_steps:,} of {model.total_timesteps:,} env steps in "
             f"{time.perf_counter() - self._fit_start:.0f} s; {evaluation}; checkpoints in "
             f"{checkpoint_folder(trainer.default_root_dir)}{logs}."
         )
@@ -248,7 +249,6 @@ _LIGHTNING_NOISE = (
     r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
     # A resumed run writes into the folder its checkpoints are in, by design.
     r".*Checkpoint directory .* exists and is not empty.*",
-    r".*You are using the `dataloader_iter` step flavor.*",
 )
 """Warnings Lightning gives every RL run, which say nothing the user can act on (silenced only while fitting)."""
 
