@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
+import os
 import sys
-from collections.abc import Sequence
+import time
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from lightning.pytorch import Trainer
+from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.utilities import rank_zero_info
 
 from rl_lightning import report, seeds
 from rl_lightning.algos.base import RLAlgorithm
@@ -22,10 +30,20 @@ from rl_lightning.algos.checkpointing import (
     unreadable_checkpoint,
     use_resume_checkpoints,
 )
+from rl_lightning.algos.compat import quiet_lightning_warnings
 from rl_lightning.callbacks import RLProgressBar, record_episodes
 from rl_lightning.callbacks.video import RenderError, check_video_writer
 from rl_lightning.data import Collector, evaluate_policy
 from rl_lightning.errors import ConfigurationError
+from rl_lightning.runs import (
+    Resume,
+    checkpoint_folder,
+    explicit_model_options,
+    find_last_checkpoint,
+    plain,
+    plan_resume,
+    refuse_a_second_run,
+)
 
 
 class _ConciseParser(LightningArgumentParser):
@@ -35,19 +53,35 @@ class _ConciseParser(LightningArgumentParser):
         pass
 
 
+COMMANDS = """Reinforcement learning with PyTorch Lightning. Commands:
+fit (train an algorithm from a config: rl-lightning fit --help),
+validate (evaluation episodes of a config's or checkpoint's model in Lightning's validation loop),
+evaluate (play a trained agent from a checkpoint, one JSON line of results: rl-lightning evaluate --help)."""
+"""What ``rl-lightning --help`` says the commands are (``evaluate`` is dispatched by :func:`main`, outside
+Lightning's CLI)."""
+
+
 class RLCLI(LightningCLI):
     """``rl-lightning fit|validate --config experiments/<algo>_<env>.yaml [--model.init_args.X ...]``.
 
-    Any :class:`RLAlgorithm` is a model (``model.class_path``); the Trainer defaults differ from
-    Lightning's only where RL needs it: ``total_timesteps`` decides when training ends (``max_epochs=-1``),
-    there is no sanity validation before training, and checkpoints go to ``<default_root_dir>/checkpoints``
-    (a config without checkpoint callbacks writes ``last.ckpt`` there every epoch), where ``--ckpt_path last``
-    finds them. A config
+    Any :class:`RLAlgorithm` is a model (``model.class_path``); the Trainer defaults differ from Lightning's only
+    where RL needs it: ``total_timesteps`` decides when training ends (``max_epochs=-1``), there is no sanity
+    validation before training, and checkpoints go to ``<default_root_dir>/checkpoints`` (a config without
+    checkpoint callbacks writes ``last.ckpt`` there every epoch), where ``--ckpt_path last`` finds them. A config
     without a logger logs to ``<default_root_dir>/lightning_logs/version_N/metrics.csv`` (no account needed;
     ``scripts/plot_runs.py`` reads it), and the progress bar counts env steps (:class:`RLProgressBar`).
+
+    A run folder holds one run, and a resumed run keeps the hyperparameters it was started with
+    (:mod:`rl_lightning.runs`). The model's ``seed`` is the run's one seed: ``seed_everything`` follows it.
+    ``--threads N`` sets torch's intra-op threads per process; on CPU the default is 1 unless ``OMP_NUM_THREADS``
+    is set, as RL's small networks on a shared machine run fastest so. The run's settings are printed when it
+    starts, and one summary line when ``fit`` ends.
     """
 
     def __init__(self, args: Sequence[str] | None = None) -> None:
+        self._argv = list(sys.argv[1:] if args is None else args)
+        self._resume: Resume | None = None
+        self._fit_start = 0.0
         super().__init__(
             RLAlgorithm,
             subclass_mode_model=True,
@@ -55,22 +89,102 @@ class RLCLI(LightningCLI):
             save_config_kwargs={"overwrite": True},
             auto_configure_optimizers=False,
             parser_class=_ConciseParser,
+            parser_kwargs={"prog": "rl-lightning", "description": COMMANDS},
             args=args,
         )
 
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        # `test` and `predict` need a test or predict dataloader, which an RL algorithm does not have.
+        return {name: skip for name, skip in LightningCLI.subcommands().items() if name in ("fit", "validate")}
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--threads",
+            type=int | None,
+            default=None,
+            help="torch intra-op threads per process (default: on CPU 1, or OMP_NUM_THREADS where it is set; "
+            "elsewhere torch's default)",
+        )
+
     def _parse_ckpt_path(self) -> None:
-        # Lightning reads the hyperparameters of a --ckpt_path file here, with torch.load: say clearly why it failed.
-        try:
-            super()._parse_ckpt_path()
-        except READ_ERRORS as err:
-            raise unreadable_checkpoint(self.config[self.config.subcommand].get("ckpt_path"), err) from None
+        subcommand = self.config.get("subcommand")
+        if subcommand != "fit":
+            # Lightning reads the hyperparameters of a --ckpt_path file here, with torch.load: say clearly why it
+            # failed.
+            try:
+                super()._parse_ckpt_path()
+            except READ_ERRORS as err:
+                raise unreadable_checkpoint(self.config[subcommand].get("ckpt_path"), err) from None
+            return
+        config = self.config[subcommand]
+        root = Path(config.trainer.default_root_dir or ".")
+        ckpt_path = config.get("ckpt_path")
+        if ckpt_path is None:
+            refuse_a_second_run(root)
+            return
+        path = Path(ckpt_path) if ckpt_path != "last" else find_last_checkpoint(self._checkpoint_folders(config))
+        if path is None:
+            refuse_a_second_run(root)  # checkpoints, but no last.ckpt: not a run that --ckpt_path last can resume
+            rank_zero_info(f"rl-lightning: no checkpoint in {checkpoint_folder(root)} to resume: starting a new run.")
+            config.ckpt_path = None
+            return
+        model = config.model
+        self._resume = plan_resume(
+            path,
+            read_checkpoint(path, map_location="cpu"),
+            model.class_path,
+            plain(model.init_args),
+            explicit_model_options(self._argv),
+        )
+        if self._resume.finished:
+            rank_zero_info(
+                f"rl-lightning: the run in {root} has finished: {self._resume.env_steps:,} of "
+                f"{self._resume.init_args['total_timesteps']:,} env steps ({path}). Nothing to do; to train it "
+                f"longer, pass --model.init_args.total_timesteps with more steps."
+            )
+            sys.exit(0)
+        config.ckpt_path = str(path)
+        model_config = {"class_path": model.class_path, "init_args": self._resume.init_args}
+        self.config = self.parser.parse_object({subcommand: {"model": model_config}}, self.config)
+
+    @staticmethod
+    def _checkpoint_folders(config: Any) -> list[Path]:
+        """Where ``--ckpt_path last`` looks: the run's checkpoint folder, and any folder a checkpoint callback names."""
+        folders = [checkpoint_folder(config.trainer.default_root_dir or ".")]
+        callbacks = config.trainer.callbacks or []
+        for callback in callbacks if isinstance(callbacks, list) else [callbacks]:
+            dirpath = plain(callback).get("init_args", {}).get("dirpath")
+            if dirpath is not None:
+                folders.append(Path(dirpath))
+        return folders
+
+    def _set_seed(self) -> None:
+        # The model's seed is the one the user sets (every random stream of the run derives from it, and it is
+        # saved with the run); the process-wide generators follow it, unless turned off with seed_everything=false.
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        seed, given = config.model.init_args.seed, config.seed_everything
+        if given is not True and given is not False and given != seed:
+            raise ConfigurationError(
+                f"seed_everything={given} differs from the model's seed={seed}: the model's seed is the run's one "
+                f"seed and seed_everything follows it. Remove seed_everything from the config (or set it to {seed})."
+            )
+        if given is not False:
+            config.seed_everything = seed
+        super()._set_seed()
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        trainer = super().instantiate_trainer(**{**self._tracking_defaults(), **kwargs})
+        with _without_lightning_tips():
+            trainer = super().instantiate_trainer(**{**self._tracking_defaults(), **kwargs})
         # `--ckpt_path last` searches the checkpoint callbacks' folders before the model adds callbacks of its own.
         # A callback without a dirpath would write into (and search) a new logger version folder, empty at every
         # start: all of them write to <default_root_dir>/checkpoints instead, which moves with default_root_dir.
-        use_resume_checkpoints(trainer, Path(trainer.default_root_dir).resolve() / "checkpoints")
+        use_resume_checkpoints(trainer, checkpoint_folder(Path(trainer.default_root_dir).resolve()))
+        threads = self._get(self.config, "threads")
+        if threads is None and "OMP_NUM_THREADS" not in os.environ and isinstance(trainer.accelerator, CPUAccelerator):
+            threads = 1
+        if threads is not None:
+            torch.set_num_threads(threads)
         return trainer
 
     def _tracking_defaults(self) -> dict[str, Any]:
@@ -84,6 +198,77 @@ class RLCLI(LightningCLI):
         if config.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
             defaults["callbacks"] = [*callbacks, RLProgressBar()]
         return defaults
+
+    def before_fit(self) -> None:
+        """The start-up lines: what runs, where its files go, the threads, and how a resumed run differs."""
+        model, trainer = self.model, self.trainer
+        root = Path(trainer.default_root_dir)
+        rank_zero_info(
+            f"rl-lightning: {type(model).__name__} on {model.env_name}, seed {model.seed}, "
+            f"{model.total_timesteps:,} env steps; run folder {root} (checkpoints in {checkpoint_folder(root)}); "
+            f"{torch.get_num_threads()} torch thread(s) per process (--threads)."
+        )
+        resume = self._resume
+        if resume is not None:
+            changed = "".join(f"; {name} {old} -> {new} (command line)" for name, (old, new) in resume.changed.items())
+            rank_zero_info(
+                f"rl-lightning: resuming {resume.path} at {resume.env_steps:,} env steps with the run's own "
+                f"hyperparameters{changed}."
+            )
+            if resume.kept:
+                kept = ", ".join(f"{name}={old} (config: {new})" for name, (old, new) in resume.kept.items())
+                rank_zero_info(f"rl-lightning: the run keeps {kept}; the config file's values are not used.")
+        self._fit_start = time.perf_counter()
+
+    def fit(self, model: RLAlgorithm, **kwargs: Any) -> None:
+        """``Trainer.fit``, with the warnings of Lightning that are noise for an RL run silenced inside it."""
+        # The module quiets Lightning's notes on RL datasets from its setup() on; some come before it.
+        with quiet_lightning_warnings(), warnings.catch_warnings():
+            for message in _LIGHTNING_NOISE:
+                warnings.filterwarnings("ignore", message=message)
+            self.trainer.fit(model, **kwargs)
+
+    def after_fit(self) -> None:
+        """One summary line: the final evaluation, the env steps, the wall time, and where the files are."""
+        model, trainer = self.model, self.trainer
+        metrics = trainer.callback_metrics
+        evaluation = (
+            f"final evaluation {float(metrics['val/return_mean']):.1f} +- {float(metrics['val/return_std']):.1f}"
+            if "val/return_mean" in metrics and "val/return_std" in metrics
+            else "no evaluation"
+        )
+        logs = f", logs in {trainer.logger.log_dir}" if isinstance(trainer.logger, CSVLogger) else ""
+        rank_zero_info(
+            f"rl-lightning: trained {model.env_steps:,} of {model.total_timesteps:,} env steps in "
+            f"{time.perf_counter() - self._fit_start:.0f} s; {evaluation}; checkpoints in "
+            f"{checkpoint_folder(trainer.default_root_dir)}{logs}."
+        )
+
+
+_LIGHTNING_NOISE = (
+    # Lightning's own pytree helper calls torch's deprecated LeafSpec check on every run.
+    r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
+    # A resumed run writes into the folder its checkpoints are in, by design.
+    r".*Checkpoint directory .* exists and is not empty.*",
+)
+"""Warnings Lightning gives every RL run, which say nothing the user can act on (silenced only while fitting)."""
+
+
+@contextlib.contextmanager
+def _without_lightning_tips() -> Iterator[None]:
+    """Drop Lightning's advertising tips (``💡 Tip: ... litlogger``) logged while the block runs."""
+
+    def not_a_tip(record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero")]
+    for logger in loggers:
+        logger.addFilter(not_a_tip)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(not_a_tip)
 
 
 def _configuration_error(error: BaseException) -> ConfigurationError | None:

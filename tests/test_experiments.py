@@ -22,7 +22,7 @@ def test_last_ckpt_is_written_every_epoch_where_ckpt_path_last_finds_it(path):
     and a fixed ``dirpath`` would not move with ``--trainer.default_root_dir``: each config needs one without a
     monitor that writes ``last.ckpt``, and none with a dirpath (the CLI puts them in <default_root_dir>/checkpoints)."""
     config = yaml.safe_load(path.read_text())
-    assert config["model"]["init_args"]["seed"] == config["seed_everything"]
+    assert "seed_everything" not in config  # it follows the model's seed (rl_lightning.cli.RLCLI)
     assert config["trainer"]["default_root_dir"] == f"runs/{path.stem}"
     checkpoints = [c["init_args"] for c in config["trainer"]["callbacks"] if c["class_path"] == MODEL_CHECKPOINT]
     assert [c for c in checkpoints if "monitor" not in c] == [{"filename": "last"}]

@@ -19,11 +19,14 @@ plot_runs = sys.modules["plot_runs"] = importlib.util.module_from_spec(spec)  # 
 spec.loader.exec_module(plot_runs)
 
 
-def write_csv_run(folder: Path, algorithm: str, env_id: str, seed: int, points: list[tuple[int, float]]) -> None:
+def write_csv_run(
+    folder: Path, algorithm: str, env_id: str, seed: int, points: list[tuple[int, float]], learning_rate: float = 1e-3
+) -> None:
     """A folder as Lightning's CSVLogger leaves it, with a tuple tag in hparams.yaml as yaml.dump writes them."""
     folder.mkdir(parents=True)
     (folder / "hparams.yaml").write_text(
         f"algorithm: {algorithm}\nenv_id: {env_id}\nseed: {seed}\nhidden_sizes: !!python/tuple\n- 64\n- 64\n"
+        f"learning_rate: {learning_rate}\n"
     )
     rows = ["env_steps,step,train/episode_return,val/return_mean"]
     for steps, value in points:
@@ -57,6 +60,23 @@ def test_finds_csv_and_wandb_runs_by_algorithm_env_and_seed(runs):
         ("PPO", "CartPole-v1", 0): ([128, 256], [15, 60]),
         ("SAC", "Pendulum-v1", 0): ([1000, 2000], [-1200, -400]),
     }
+
+
+def test_a_resumed_runs_log_versions_are_one_curve_and_configurations_stay_apart(tmp_path, capsys):
+    dqn = tmp_path / "dqn_cartpole" / "lightning_logs"
+    write_csv_run(dqn / "version_0", "DQN", "CartPole-v1", 0, [(100, 10.0), (200, 30.0)])
+    # Resumed from the checkpoint at step 100 (the run was stopped after logging step 200): step 200 played again.
+    write_csv_run(dqn / "version_1", "DQN", "CartPole-v1", 0, [(200, 32.0), (300, 40.0)])
+    # The README's lr example in its own folder: another configuration, not a second seed.
+    lr = tmp_path / "lr" / "lightning_logs" / "version_0"
+    write_csv_run(lr, "DQN", "CartPole-v1", 3, [(100, 5.0), (300, 20.0)], learning_rate=2.3e-3)
+    curves = plot_runs.find_curves([tmp_path], "val/return_mean")
+    found = {(c.source.name, c.seed): (c.env_steps.tolist(), c.values.tolist()) for c in curves}
+    assert found == {("dqn_cartpole", 0): ([100, 200, 300], [10, 32, 40]), ("lr", 3): ([100, 300], [5, 20])}
+    assert plot_runs.main([str(tmp_path), "--output", str(tmp_path / "curves.png")]) == 0
+    table = capsys.readouterr().out
+    assert "CartPole-v1              DQN learning_rate=0.001       40.0 ± 0.0      (1 seeds)" in table
+    assert "CartPole-v1              DQN learning_rate=0.0023       20.0 ± 0.0      (1 seeds)" in table
 
 
 def test_mean_and_spread_over_seeds_on_the_union_of_their_env_steps():

@@ -223,6 +223,10 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, Lightni
             if hasattr(logger, "describe_run"):
                 logger.describe_run(self.run_description())
         checkpointing.use_resume_checkpoints(self.trainer)
+        # The env-step bar lives with the other callbacks, which import nothing of this module at run time.
+        from rl_lightning.callbacks.progress import use_env_step_progress_bar
+
+        use_env_step_progress_bar(self.trainer)
         return []
 
     def setup(self, stage: str) -> None:

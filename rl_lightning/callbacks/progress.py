@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 from lightning.pytorch import Trainer
@@ -30,24 +31,36 @@ class RLProgressBar(TQDMProgressBar):
     mean return (and any other metric logged with ``prog_bar=True``). The bar advances every
     ``refresh_rate`` batches from the module's ``env_steps`` counter (a Python int: no device sync); the
     returns change once per epoch. Where standard output is not a terminal (a batch job's log), there is no
-    bar but one line per epoch::
+    bar but one line per epoch, and a line at least every ``report_interval`` seconds within an epoch (an epoch
+    can take minutes)::
 
         epoch 3: 40,960/50,000 env steps (82%), 1,305 env steps/s, return 123.4, eval return 200.0
+        epoch 4 (running): 45,056/50,000 env steps (90%), 1,288 env steps/s
 
-    ``rl-lightning fit`` uses it unless the Trainer is given another progress bar or
-    ``enable_progress_bar=false``.
+    ``rl-lightning fit`` and any Trainer fitting an :class:`~rl_lightning.RLAlgorithm` use it in place of
+    Lightning's default bar (:func:`use_env_step_progress_bar`), unless the Trainer is given another progress bar
+    or ``enable_progress_bar=False``.
 
     Args:
         refresh_rate: training batches between updates of the bar.
         process_position: the bar's line, for several processes printing bars at once.
         interactive: draw a bar (True) or print epoch lines (False); default: a bar when standard output is a
             terminal.
+        report_interval: without a bar, the most seconds between two lines.
     """
 
-    def __init__(self, refresh_rate: int = 1, process_position: int = 0, interactive: bool | None = None) -> None:
+    def __init__(
+        self,
+        refresh_rate: int = 1,
+        process_position: int = 0,
+        interactive: bool | None = None,
+        report_interval: float = 30.0,
+    ) -> None:
         super().__init__(refresh_rate=refresh_rate, process_position=process_position, leave=True)
         self.interactive = sys.stdout.isatty() if interactive is None else interactive
+        self.report_interval = report_interval
         self._reported_steps: int | None = None
+        self._last_line = (time.monotonic(), 0)  # when the last line was printed, at which env step
 
     def setup(self, trainer: Trainer, pl_module: RLAlgorithm, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
@@ -70,6 +83,7 @@ class RLProgressBar(TQDMProgressBar):
 
     def on_train_start(self, trainer: Trainer, pl_module: RLAlgorithm) -> None:
         self._reported_steps = pl_module.env_steps  # a resumed run reports from its first new epoch on
+        self._last_line = (time.monotonic(), pl_module.env_steps)
         self.train_progress_bar = Tqdm(
             desc=self.train_description,
             position=2 * self.process_position,
@@ -96,6 +110,8 @@ class RLProgressBar(TQDMProgressBar):
     ) -> None:
         if (batch_idx + 1) % self.refresh_rate == 0:
             self._advance(pl_module)
+        if not self.interactive and time.monotonic() - self._last_line[0] >= self.report_interval:
+            self._report_running(trainer, pl_module)
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: RLAlgorithm) -> None:
         self._advance(pl_module)
@@ -123,3 +139,32 @@ class RLProgressBar(TQDMProgressBar):
             parts.append(f"eval return {metrics['val/return_mean']:.1f}")
         # Called when the next epoch starts or training ends: either way the reported epoch is the last completed.
         rank_zero_info(f"epoch {trainer.current_epoch - 1}: " + ", ".join(parts))
+        self._last_line = (time.monotonic(), steps)
+
+    def _report_running(self, trainer: Trainer, pl_module: RLAlgorithm) -> None:
+        """Without a bar: a line within an epoch, with the env steps per second since the previous line."""
+        now, steps = time.monotonic(), pl_module.env_steps
+        since, steps_then = self._last_line
+        self._last_line = (now, steps)
+        if not trainer.is_global_zero:
+            return
+        rate = (steps - steps_then) / max(now - since, 1e-9)
+        rank_zero_info(
+            f"epoch {trainer.current_epoch} (running): {steps:,}/{pl_module.total_timesteps:,} env steps "
+            f"({100 * steps / pl_module.total_timesteps:.0f}%), {rate:,.0f} env steps/s"
+        )
+
+
+def use_env_step_progress_bar(trainer: Trainer) -> None:
+    """Put an :class:`RLProgressBar` in place of the ``TQDMProgressBar()`` that Lightning gives a Trainer without a
+    progress bar (its batch counter reads ``1624/?`` for an RL dataset); a progress bar the user configured stays.
+
+    Replaced in the Trainer's callbacks rather than returned from ``configure_callbacks``, which would replace
+    every ``TQDMProgressBar``, the user's included, and say so in a line of its own.
+    """
+    default = trainer.progress_bar_callback
+    if type(default) is not TQDMProgressBar:
+        return
+    if (default.refresh_rate, default.process_position) != (1, 0):
+        return
+    trainer.callbacks[trainer.callbacks.index(default)] = RLProgressBar()

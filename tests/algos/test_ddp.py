@@ -134,7 +134,6 @@ class DDPProbe(Callback):
 def write_config(folder: Path, algorithm: str) -> Path:
     run = RUNS[algorithm]
     config = {
-        "seed_everything": 0,
         "model": {"class_path": run["class_path"], "init_args": {**run["init_args"], "seed": 3}},
         "trainer": {
             "accelerator": "cpu",

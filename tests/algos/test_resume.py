@@ -158,7 +158,6 @@ RUNS: dict[str, dict[str, Any]] = {
 def write_config(folder: Path, algorithm: str) -> Path:
     run = RUNS[algorithm]
     config = {
-        "seed_everything": 0,
         "model": {"class_path": run["class_path"], "init_args": {**run["init_args"], "seed": 3}},
         "trainer": {
             "accelerator": "cpu",
