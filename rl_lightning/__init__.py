@@ -13,7 +13,11 @@ from rl_lightning.algos import (
     OnPolicyAlgorithm,
     RLAlgorithm,
 )
+from rl_lightning.callbacks.progress import use_env_step_progress_bar
 from rl_lightning.errors import ConfigurationError
+
+# The algorithms know nothing of the callbacks above them: the package wires its default progress bar in here.
+RLAlgorithm.trainer_adjustments.append(use_env_step_progress_bar)
 
 __version__ = "0.1.0"
 

@@ -27,17 +27,16 @@ import contextlib
 import inspect
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import gymnasium as gym
 import torch
 from lightning.fabric.utilities.apply_func import move_data_to_device
-from lightning.pytorch import LightningModule
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
-from torchmetrics import Metric
 
 from rl_lightning import seeding
 from rl_lightning.algos import checkpointing
@@ -49,17 +48,18 @@ from rl_lightning.algos.compat import (
     quiet_lightning_warnings,
     save_init_arguments,
 )
+from rl_lightning.algos.masking import ActionMasking
 from rl_lightning.algos.metrics import EpisodeStatistics, EpochMeans
 from rl_lightning.algos.optimization import Optimization
 from rl_lightning.algos.reporting import Reporting
 from rl_lightning.data import Collector, PolicyState
 from rl_lightning.envs import EnvSpec, Vectorization, Wrapper, env_name, make_vector_env, probe_spaces
-from rl_lightning.errors import ConfigurationError, check_choice, check_hyperparameters
+from rl_lightning.errors import check_choice, check_hyperparameters
 
 DEFAULT_EPOCH_STEPS = 10_000
 
 
-class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, LightningModule):
+class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, ActionMasking, LightningModule):
     """A LightningModule that plays its own environments (see the module docstring for what a subclass writes).
 
     The environments are built when the Trainer sets the module up; the env-step clock (``env_steps``, over
@@ -84,6 +84,10 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, Lightni
             rank plays its share on envs of its own seeds, and the statistics are those of all the episodes.
         eval_envs: environments stepped together during evaluation (in each process).
     """
+
+    trainer_adjustments: ClassVar[list[Callable[[Trainer], None]]] = []
+    """Changes to a Trainer's defaults made when fitting starts, registered by the layers above the algorithms
+    (``rl_lightning/__init__.py`` registers the env-step progress bar in place of Lightning's batch counter)."""
 
     fixed_arguments: ClassVar[tuple[str, ...]] = ()
     """Arguments of a parent class that a subclass fixes (passes explicitly to ``super().__init__``, as DDPG does
@@ -153,22 +157,6 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, Lightni
             render_mode=render_mode,
         )
 
-    def run_description(self) -> dict[str, Any]:
-        """What identifies the run beside the hyperparameters: logged to every logger's config when fit starts,
-        and read by loggers that name runs (see ``rl_lightning.loggers.WandbLogger.describe_run``)."""
-        networks = {
-            name: f"{type(child).__module__}.{type(child).__qualname__}"
-            for name, child in self.named_children()
-            if not isinstance(child, Metric)
-        }
-        return {
-            "algorithm": type(self).__name__,
-            "env_id": self.env_name,
-            "num_envs": self.num_envs,
-            "seed": self.seed,
-            "networks": networks,
-        }
-
     # ----------------------------------------------------------------------------------------- the policy contract
     def act(self, observations: Tensor, deterministic: bool = False) -> Tensor:
         """The actions of a memoryless policy for a batch of observations (called without gradients)."""
@@ -195,25 +183,6 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, Lightni
         self.check_action_masks(action_masks)
         return self.act(observations, deterministic, action_masks), state
 
-    def check_action_masks(self, action_masks: Tensor) -> None:
-        """Refuse the env's valid-action masks (``(num_envs, n)``) unless this algorithm can use them as they are.
-
-        The default refuses every mask; an algorithm that masks its actions overrides it to check the width.
-        """
-        raise ConfigurationError(
-            f"The environment gives valid-action masks (info['action_mask']), which {type(self).__name__} cannot "
-            f"use: masking is for Discrete and MultiDiscrete actions in DQN, PPO and A2C. Use one of those, or drop "
-            f"the key from the env's info."
-        )
-
-    def check_action_mask_width(self, action_masks: Tensor, width: int, what: str) -> None:
-        """Refuse masks whose rows are not ``width`` entries wide (``what`` says what they should cover)."""
-        if action_masks.shape[-1] != width:
-            raise ConfigurationError(
-                f"info['action_mask'] has {action_masks.shape[-1]} entries, but {type(self).__name__} needs one per "
-                f"{what}: {width} for {self.action_space!r}. Give the env's masks that width."
-            )
-
     # ----------------------------------------------------------------------------------------- Lightning hooks
     def configure_callbacks(self) -> list[Callback]:
         # The first hook of a fit, before Lightning checks the loop configuration: quiet from here to teardown.
@@ -223,10 +192,8 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, Lightni
             if hasattr(logger, "describe_run"):
                 logger.describe_run(self.run_description())
         checkpointing.use_resume_checkpoints(self.trainer)
-        # The env-step bar lives with the other callbacks, which import nothing of this module at run time.
-        from rl_lightning.callbacks.progress import use_env_step_progress_bar
-
-        use_env_step_progress_bar(self.trainer)
+        for adjust in self.trainer_adjustments:
+            adjust(self.trainer)
         return []
 
     def setup(self, stage: str) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from lightning.pytorch import LightningModule
 from torch import Tensor
 from torch.utils.data import DataLoader
+from torchmetrics import Metric
 
 from rl_lightning import metric_names, seeding
 from rl_lightning.algos.metrics import EpisodeStatistics, EpochMeans
@@ -34,6 +35,24 @@ class Reporting(LightningModule):
     total_timesteps: int
     collector: Collector | None
     _epoch_start: tuple[float, int]
+    env_name: str
+    num_envs: int
+
+    def run_description(self) -> dict[str, Any]:
+        """What identifies the run beside the hyperparameters: logged to every logger's config when fit starts,
+        and read by loggers that name runs (see ``rl_lightning.loggers.WandbLogger.describe_run``)."""
+        networks = {
+            name: f"{type(child).__module__}.{type(child).__qualname__}"
+            for name, child in self.named_children()
+            if not isinstance(child, Metric)
+        }
+        return {
+            "algorithm": type(self).__name__,
+            "env_id": self.env_name,
+            "num_envs": self.num_envs,
+            "seed": self.seed,
+            "networks": networks,
+        }
 
     def on_train_epoch_start(self) -> None:
         self._epoch_start = (time.perf_counter(), self.env_steps)
