@@ -25,7 +25,7 @@ from rl_lightning.envs.spaces import (
     torch_dtype,
 )
 from rl_lightning.envs.state import EnvStateError, load_vector_env_state, vector_env_state
-from rl_lightning.envs.torch_vector import TorchVectorEnv
+from rl_lightning.envs.torch_vector import TorchVectorEnv, steps_tensors
 
 __all__ = [
     "TORCH_ENVS",
@@ -52,6 +52,7 @@ __all__ = [
     "probe_spaces",
     "register_torch_env",
     "seed_vector_env",
+    "steps_tensors",
     "torch_dtype",
     "torch_env_factory",
     "vector_env_state",
