@@ -98,9 +98,10 @@ def run_ours(task: dict[str, Any], seed: int, args: argparse.Namespace) -> Resul
     module_name, _, class_name = config["class_path"].rpartition(".")
     init_args = {**config["init_args"], "seed": seed, "eval_episodes": args.eval_episodes}
     algorithm_class = getattr(importlib.import_module(module_name), class_name)
-    probe = algorithm_class(**init_args)
+    probe = algorithm_class(**init_args)  # to read what it plays between updates
     # Whole epochs of what the algorithm plays between updates, about --eval-every env steps each.
-    per_round = getattr(probe, "n_steps", 1) * probe.num_envs
+    on_policy = hasattr(probe, "n_steps")
+    per_round = probe.n_steps * probe.num_envs if on_policy else max(probe.train_freq, probe.num_envs)
     init_args["steps_per_epoch"] = max(1, round(args.eval_every / per_round)) * per_round
     init_args["total_timesteps"] = 10**9
     algorithm = algorithm_class(**init_args)
