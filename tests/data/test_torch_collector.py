@@ -260,3 +260,9 @@ def test_a_torch_envs_episodes_are_popped_as_sums_only() -> None:
     collector.reset(seed=0)
     with pytest.raises(RuntimeError, match="pop_episode_sums"):
         collector.pop_episodes()
+
+
+def test_an_env_that_does_not_autoreset_is_refused() -> None:
+    vector_env = SyncVectorEnv([lambda: counting_env(2, None)], autoreset_mode=AutoresetMode.DISABLED)
+    with pytest.raises(ConfigurationError, match=r"needs AutoresetMode\.NEXT_STEP or AutoresetMode\.SAME_STEP"):
+        Collector(vector_env)
