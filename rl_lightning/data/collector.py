@@ -240,6 +240,12 @@ class Collector:
         truncations = self._check_tensor("truncated flags", truncations).bool()
         done = terminations | truncations
         if self.same_step:
+            if "final_obs" not in info or "_final_obs" not in info:
+                raise ConfigurationError(
+                    f"{type(self.env).__name__} autoresets in SAME_STEP mode but its step's info holds no "
+                    f"'final_obs' and '_final_obs': return the ended episodes' final observations and their mask "
+                    f"under these names (gymnasium 1.x's), e.g. from a wrapper renaming the env's own keys."
+                )
             final_observations = self._observations_tensor(info["final_obs"])
             next_observations = where_rows(info["_final_obs"], final_observations, observations)
             valid = None

@@ -223,8 +223,9 @@ class StatelessTorchEnv:
         return self.overrides.get("observations", observations), info
 
     def step(self, actions: torch.Tensor) -> tuple[Any, ...]:
-        observations, *rest = self._env.step(actions)
-        return (self.overrides.get("step_observations", observations), *rest)
+        observations, rewards, terminated, truncated, info = self._env.step(actions)
+        observations = self.overrides.get("step_observations", observations)
+        return observations, rewards, terminated, truncated, self.overrides.get("info", info)
 
     def close(self) -> None:
         self._env.close()
@@ -245,8 +246,9 @@ def test_a_torch_env_without_state_dict_is_collected_and_saved_without_its_state
         ({"observations": torch.zeros(2, 1, device="meta")}, r"observations on meta, but the module lives on cpu"),
         ({"observations": torch.zeros(3, 1)}, r"num_envs=2 but returned observations of shape \(3, 1\)"),
         ({"step_observations": np.zeros((2, 1), np.float32)}, r"returned its observations as ndarray, not a torch"),
+        ({"info": {"final_observation": torch.zeros(2, 1)}}, r"info holds no 'final_obs' and '_final_obs'"),
     ],
-    ids=["other-device", "num-envs", "numpy"],
+    ids=["other-device", "num-envs", "numpy", "no-final-obs"],
 )
 def test_misbuilt_torch_envs_are_refused_with_one_message(overrides: dict, message: str) -> None:
     collector = Collector(StatelessTorchEnv(**overrides))
