@@ -268,3 +268,13 @@ def test_an_env_that_does_not_autoreset_is_refused() -> None:
     vector_env = SyncVectorEnv([lambda: counting_env(2, None)], autoreset_mode=AutoresetMode.DISABLED)
     with pytest.raises(ConfigurationError, match=r"needs AutoresetMode\.NEXT_STEP or AutoresetMode\.SAME_STEP"):
         Collector(vector_env)
+
+
+def test_each_rank_seeds_its_torch_envs_differently_and_reproducibly() -> None:
+    def first_observations(rank: int) -> torch.Tensor:
+        collector = Collector(CartPole(4))
+        return collector.reset(seed=7, rank=rank)
+
+    # Seed 7 + rank * num_envs: rank 1's envs start elsewhere than rank 0's, and each rank the same every time.
+    assert torch.equal(first_observations(1), first_observations(1))
+    assert not torch.equal(first_observations(0), first_observations(1))
