@@ -108,7 +108,8 @@ class Collector:
         self._on_cpu = self.device.type == "cpu"
         self.on_device = steps_tensors(vector_env)
         """Whether the env steps torch tensors (see the class docstring)."""
-        mode = vector_env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
+        # gymnasium's default mode where the env does not say (as envs of other libraries may not).
+        mode = getattr(vector_env, "metadata", {}).get("autoreset_mode", AutoresetMode.NEXT_STEP)
         if mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP):
             raise ConfigurationError(
                 f"{type(vector_env).__name__} autoresets in mode {mode}: the collector needs AutoresetMode.NEXT_STEP "
