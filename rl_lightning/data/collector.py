@@ -108,8 +108,14 @@ class Collector:
         self._on_cpu = self.device.type == "cpu"
         self.on_device = steps_tensors(vector_env)
         """Whether the env steps torch tensors (see the class docstring)."""
-        # gymnasium's default mode where the env does not say (as envs of other libraries may not).
-        mode = getattr(vector_env, "metadata", {}).get("autoreset_mode", AutoresetMode.NEXT_STEP)
+        declared = getattr(vector_env, "metadata", {}).get("autoreset_mode")
+        if declared is None and self.on_device:
+            # A wrong guess would store autoreset steps as transitions, or bootstrap from first observations.
+            raise ConfigurationError(
+                f"{type(vector_env).__name__} does not say how it autoresets: set its metadata['autoreset_mode'] to "
+                f"gymnasium.vector.AutoresetMode.SAME_STEP (final observations in info['final_obs']) or NEXT_STEP."
+            )
+        mode = AutoresetMode.NEXT_STEP if declared is None else declared  # gymnasium's default
         if mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP):
             raise ConfigurationError(
                 f"{type(vector_env).__name__} autoresets in mode {mode}: the collector needs AutoresetMode.NEXT_STEP "

@@ -278,3 +278,10 @@ def test_each_rank_seeds_its_torch_envs_differently_and_reproducibly() -> None:
     # Seed 7 + rank * num_envs: rank 1's envs start elsewhere than rank 0's, and each rank the same every time.
     assert torch.equal(first_observations(1), first_observations(1))
     assert not torch.equal(first_observations(0), first_observations(1))
+
+
+def test_a_torch_env_that_does_not_say_how_it_autoresets_is_refused() -> None:
+    env = StatelessTorchEnv()
+    env.metadata = {}
+    with pytest.raises(ConfigurationError, match=r"does not say how it autoresets: set its metadata\['autoreset"):
+        Collector(env)
