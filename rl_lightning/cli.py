@@ -346,7 +346,8 @@ def evaluate(argv: Sequence[str]) -> None:
         except RenderError as error:
             print(f"rl-lightning: warning: {error}; evaluating without videos.", file=sys.stderr)
     if episodes is None:
-        collector = Collector(algorithm.make_env(min(args.num_envs, args.episodes)), args.device)
+        eval_env = algorithm.make_env(min(args.num_envs, args.episodes), device=args.device)
+        collector = Collector(eval_env, args.device)
         try:
             episodes = evaluate_policy(algorithm, collector, args.episodes, args.seed)
         finally:

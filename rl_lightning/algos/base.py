@@ -53,7 +53,15 @@ from rl_lightning.algos.metrics import EpisodeStatistics, EpochMeans
 from rl_lightning.algos.optimization import Optimization
 from rl_lightning.algos.reporting import Reporting
 from rl_lightning.data import Collector, PolicyState
-from rl_lightning.envs import EnvSpec, Vectorization, Wrapper, env_name, make_vector_env, probe_spaces
+from rl_lightning.envs import (
+    EnvSpec,
+    TorchVectorEnv,
+    Vectorization,
+    Wrapper,
+    env_name,
+    make_vector_env,
+    probe_spaces,
+)
 from rl_lightning.errors import check_choice, check_hyperparameters
 
 DEFAULT_EPOCH_STEPS = 10_000
@@ -76,8 +84,10 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, ActionM
         total_timesteps: env steps (summed over envs and processes) after which training stops.
         steps_per_epoch: env steps per epoch; validation runs and epoch metrics are logged after each. Default:
             about 10,000, rounded to what the algorithm plays between updates.
-        vectorization: ``"sync"``, ``"async"`` (one subprocess per env) or ``"native"`` (the env's own
-            vectorized implementation, e.g. CartPole's).
+        vectorization: ``"sync"``, ``"async"`` (one subprocess per env), ``"native"`` (the env's own
+            vectorized implementation, e.g. CartPole's) or ``"torch"`` (a torch-native vector env stepping all envs
+            as tensors on the module's device: an id of ``rl_lightning.envs.TORCH_ENVS``, a ``TorchVectorEnv``
+            subclass, or a factory called as ``env(num_envs=..., device=..., **env_kwargs)``).
         env_kwargs: keyword arguments for the env's constructor.
         wrappers: callables applied to each sub-environment, e.g. ``gymnasium.wrappers.TimeAwareObservation``.
         eval_episodes: deterministic episodes played at each validation, over all processes: under DDP each
@@ -111,12 +121,14 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, ActionM
         save_init_arguments(self, inspect.currentframe(), ignore=list(self.fixed_arguments))
         check_hyperparameters(num_envs=num_envs, total_timesteps=total_timesteps, steps_per_epoch=steps_per_epoch)
         check_hyperparameters(eval_episodes=eval_episodes, eval_envs=eval_envs)
-        check_choice("vectorization", vectorization, ("sync", "async", "native"))
+        check_choice("vectorization", vectorization, ("sync", "async", "native", "torch"))
         self.env_spec, self.num_envs, self.seed = env, num_envs, seed
         self.total_timesteps, self.steps_per_epoch = total_timesteps, steps_per_epoch or DEFAULT_EPOCH_STEPS
         self.vectorization, self.env_kwargs, self.wrappers = vectorization, dict(env_kwargs or {}), list(wrappers)
         self.eval_episodes, self.eval_envs = eval_episodes, eval_envs
-        self.observation_space, self.action_space = probe_spaces(env, self.env_kwargs, self.wrappers)
+        self.observation_space, self.action_space = probe_spaces(
+            env, self.env_kwargs, self.wrappers, vectorization=vectorization
+        )
 
         self.env_steps = 0
         self.collector: Collector | None = None
@@ -146,8 +158,11 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, ActionM
             torch.manual_seed(seeding.stream_seed(self.seed, "init"))
             yield
 
-    def make_env(self, num_envs: int, render_mode: str | None = None) -> gym.vector.VectorEnv:
-        """A vector env of this module's environment."""
+    def make_env(
+        self, num_envs: int, render_mode: str | None = None, device: torch.device | str | None = None
+    ) -> gym.vector.VectorEnv | TorchVectorEnv:
+        """A vector env of this module's environment; a torch env's tensors live on ``device`` (default: the
+        module's)."""
         return make_vector_env(
             self.env_spec,
             num_envs,
@@ -155,6 +170,7 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, ActionM
             env_kwargs=self.env_kwargs,
             wrappers=self.wrappers,
             render_mode=render_mode,
+            device=self.device if device is None else device,
         )
 
     # ----------------------------------------------------------------------------------------- the policy contract
@@ -203,13 +219,14 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, ActionM
             expect_unused_parameters(strategy)
         device, rank = strategy.root_device, self.global_rank
         if stage == "fit" and self.collector is None:
-            self.collector = Collector(self.make_env(self.num_envs), device)
+            self.collector = Collector(self.make_env(self.num_envs, device=device), device)
             self.collector.reset(self.seed, rank)
             if self.collector.action_masks is not None:
                 self.check_action_masks(self.collector.action_masks)  # before anything is trained or written
             self.generator = seeding.generator(self.seed, "exploration", rank, device)
         if stage in ("fit", "validate") and self.eval_collector is None and self.eval_share() > 0:
-            self.eval_collector = Collector(self.make_env(min(self.eval_envs, self.eval_share())), device)
+            eval_envs = min(self.eval_envs, self.eval_share())
+            self.eval_collector = Collector(self.make_env(eval_envs, device=device), device)
 
     def teardown(self, stage: str) -> None:
         for collector in (self.collector, self.eval_collector):

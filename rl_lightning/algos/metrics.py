@@ -7,6 +7,8 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
+from rl_lightning.data.episode_sums import episode_sums
+
 
 class EpisodeStatistics(Metric):
     """Mean and standard deviation of episode returns, and mean length, over the episodes it saw.
@@ -21,13 +23,28 @@ class EpisodeStatistics(Metric):
         for name in ("count", "return_sum", "return_sq_sum", "length_sum"):
             self.add_state(name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
 
-    def update(self, returns: np.ndarray | Tensor, lengths: np.ndarray | Tensor) -> None:
-        returns = torch.as_tensor(returns, dtype=torch.float64, device=self.count.device)
-        lengths = torch.as_tensor(lengths, dtype=torch.float64, device=self.count.device)
-        self.count += returns.numel()
-        self.return_sum += returns.sum()
-        self.return_sq_sum += returns.square().sum()
-        self.length_sum += lengths.sum()
+    def update(
+        self,
+        returns: np.ndarray | Tensor | None = None,
+        lengths: np.ndarray | Tensor | None = None,
+        *,
+        sums: Tensor | None = None,
+    ) -> None:
+        """Add episodes: their ``returns`` and ``lengths``, or ``sums`` over them.
+
+        Args:
+            returns: the episodes' returns (with ``lengths``).
+            lengths: the episodes' lengths.
+            sums: instead, their count, return sum, squared-return sum and length sum, as
+                :meth:`~rl_lightning.data.Collector.pop_episode_sums` gives them (on any device).
+        """
+        if sums is None:
+            sums = episode_sums(returns, lengths)
+        count, return_sum, return_sq_sum, length_sum = sums.to(self.count.device, torch.float64)
+        self.count += count
+        self.return_sum += return_sum
+        self.return_sq_sum += return_sq_sum
+        self.length_sum += length_sum
 
     def compute(self) -> dict[str, Tensor]:
         count = self.count

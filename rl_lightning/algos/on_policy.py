@@ -248,18 +248,29 @@ class OnPolicyAlgorithm(RLAlgorithm):
         return self.policy.values(self.preprocess(observations)).float()
 
     @torch.no_grad()
-    def normalize_rewards(self, rewards: Tensor, dones: np.ndarray, valid: np.ndarray) -> Tensor:
+    def normalize_rewards(
+        self, rewards: Tensor, dones: np.ndarray | Tensor, valid: np.ndarray | Tensor | None
+    ) -> Tensor:
         """The rewards to learn from: unchanged, or divided by the running std of the discounted return.
 
-        The autoreset step's reward (0, no transition) stays out of the statistics.
+        The autoreset step's reward (0, no transition) stays out of the statistics. Flags are host arrays, or
+        tensors on a torch env's device (``valid`` None: every step is a transition); picking the valid steps of
+        device flags (NEXT_STEP mode) costs a host sync.
         """
         rewards = rewards.to(self.device, non_blocking=True)
         if self.reward_normalizer is None:
             return rewards
         returns = self.reward_returns.mul_(self.gamma).add_(rewards)
-        seen = returns if valid.all() else returns[torch.from_numpy(np.flatnonzero(valid)).to(self.device)]
+        if valid is None:
+            seen = returns
+        elif isinstance(valid, Tensor):
+            seen = returns[valid]
+        else:
+            seen = returns if valid.all() else returns[torch.from_numpy(np.flatnonzero(valid)).to(self.device)]
         self.reward_normalizer.update(seen)
-        if dones.any():
+        if isinstance(dones, Tensor):
+            returns.mul_(~dones)
+        elif dones.any():
             returns.mul_(torch.from_numpy(~dones).to(self.device))
         return self.reward_normalizer.scale(rewards, NORMALIZATION_CLIP)
 

@@ -58,8 +58,7 @@ class Reporting(LightningModule):
         self._epoch_start = (time.perf_counter(), self.env_steps)
 
     def on_train_epoch_end(self) -> None:
-        episodes = self.collector.pop_episodes()
-        self.train_episodes.update(episodes.returns, episodes.lengths)
+        self.train_episodes.update(sums=self.collector.pop_episode_sums())
         stats = self.train_episodes.compute()
         self.train_episodes.reset()
         if stats["episodes"] > 0:

@@ -32,10 +32,11 @@ class ReplayBatch(NamedTuple):
     else None: all weights are 1)."""
 
 
-def _host_bool(flags: Tensor | np.ndarray | None, num_envs: int, default: bool) -> Tensor:
+def _bool_flags(flags: Tensor | np.ndarray | None, num_envs: int, default: bool) -> Tensor:
+    """``(num_envs,)`` bool flags where they are (host arrays on the CPU, tensors on their device)."""
     if flags is None:
         return torch.full((num_envs,), default, dtype=torch.bool)
-    return torch.as_tensor(flags).to("cpu", torch.bool).reshape(num_envs)
+    return torch.as_tensor(flags).to(dtype=torch.bool).reshape(num_envs)
 
 
 class ReplayBuffer:
@@ -46,6 +47,11 @@ class ReplayBuffer:
     (termination or truncation) flushes the window with shorter returns, so no return ever reaches
     across an episode boundary. Which steps are flushed is decided on the host from the env's done
     flags; the data tensors stay on ``device`` and are never read back.
+
+    Flags may be host arrays or tensors on the env's device (a torch env's). With ``n_step=1`` and every step a
+    transition (``valid`` None, as in SAME_STEP autoreset) adding never waits for the device. Device flags cost one
+    host sync per ``add`` where steps must be picked: with ``n_step > 1`` (the window's bookkeeping is on the host)
+    and with NEXT_STEP ``valid`` flags (the number of stored transitions decides the ring's position).
 
     Args:
         capacity: number of transitions kept; older ones are overwritten.
@@ -139,14 +145,16 @@ class ReplayBuffer:
             raise ValueError("give next_action_masks exactly when the buffer was made with an action_mask_size")
         # Like next_observations, the masks are those of the step that closes each transition: no window needed.
         masks = {} if next_action_masks is None else {"next_action_masks": next_action_masks}
-        terminated = _host_bool(terminations, self.num_envs, False)
-        done = terminated | _host_bool(truncations, self.num_envs, False)
-        valid = _host_bool(valid, self.num_envs, True)
+        terminated = _bool_flags(terminations, self.num_envs, False)
         actions = actions.reshape(self.window["actions"].shape[1:])
         rewards = torch.as_tensor(rewards, dtype=torch.float32).reshape(self.num_envs)
         if self.n_step == 1:
             # The window would hold each step for no time at all: write the valid steps straight away.
-            envs = None if bool(valid.all()) else valid.nonzero().squeeze(1)
+            if valid is None:
+                envs = None
+            else:
+                valid = _bool_flags(valid, self.num_envs, True)
+                envs = None if bool(valid.all()) else valid.nonzero().squeeze(1)
             return self._write(
                 envs,
                 observations=observations,
@@ -158,6 +166,10 @@ class ReplayBuffer:
                 **masks,
             )
 
+        # The window's bookkeeping is on the host: device flags come over here (one sync).
+        terminated = terminated.cpu()
+        done = terminated | _bool_flags(truncations, self.num_envs, False).cpu()
+        valid = _bool_flags(valid, self.num_envs, True).cpu()
         n, window = self.n_step, self.window
         self._head = (self._head + 1) % n
         window["observations"][self._head] = observations

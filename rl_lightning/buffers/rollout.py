@@ -43,8 +43,11 @@ class RolloutBuffer:
     that env) is no transition. It follows an episode end, so no advantage reaches it; its own advantage is
     set to 0 and :meth:`valid_indices` leaves it out of every minibatch.
 
-    The done flags stay on the host until the rollout is complete, so adding a step never waits for the
-    device.
+    The done flags are stored where they come from: host arrays (a numpy env's) stay on the host until the rollout
+    is complete, tensors (a torch env's) stay on their device, so adding a step never waits for the device. With
+    device flags ``final_values`` is given at every step, since whether an env was truncated is not read back.
+    Finding the valid steps at the rollout's end costs one host sync, none when every step was valid (``valid``
+    None, as in SAME_STEP autoreset).
 
     Args:
         n_steps: steps of each env per rollout.
@@ -83,10 +86,11 @@ class RolloutBuffer:
         self.final_values = zeros()  # V(true final observation), read only where the env was truncated
         self.advantages, self.returns = zeros(), zeros()
         self.action_masks = None if action_mask_size is None else zeros(action_mask_size, dtype=torch.bool)
-        self.terminations = np.zeros((n_steps, num_envs), dtype=bool)
-        self.truncations = np.zeros((n_steps, num_envs), dtype=bool)
-        self.valid = np.zeros((n_steps, num_envs), dtype=bool)
+        self.terminations = torch.zeros((n_steps, num_envs), dtype=torch.bool)
+        self.truncations = torch.zeros((n_steps, num_envs), dtype=torch.bool)
+        self.valid = torch.zeros((n_steps, num_envs), dtype=torch.bool)
         self.step = 0
+        self._every_step_valid = True  # every add() of the rollout had valid=None
         self._all_indices = torch.arange(n_steps * num_envs, device=self.device)
         self._valid_indices = self._all_indices
 
@@ -97,6 +101,7 @@ class RolloutBuffer:
     def reset(self) -> None:
         """Start a new rollout (the tensors are overwritten in place)."""
         self.step = 0
+        self._every_step_valid = True
 
     def add(
         self,
@@ -105,9 +110,9 @@ class RolloutBuffer:
         rewards: Tensor,
         values: Tensor,
         log_probs: Tensor,
-        terminations: np.ndarray,
-        truncations: np.ndarray,
-        valid: np.ndarray,
+        terminations: np.ndarray | Tensor,
+        truncations: np.ndarray | Tensor,
+        valid: np.ndarray | Tensor | None,
         final_values: Tensor | None = None,
         action_masks: Tensor | None = None,
     ) -> None:
@@ -117,16 +122,22 @@ class RolloutBuffer:
             observations / actions: what each env's policy saw and sampled.
             rewards: the rewards of the step.
             values / log_probs: ``V(s)`` and ``log pi(a | s)`` at collection.
-            terminations / truncations / valid: host flags of the step, as the collector gives them.
+            terminations / truncations / valid: flags of the step as the collector gives them (host arrays, or
+                tensors on a torch env's device); ``valid`` None: every env's step is a transition.
             final_values: ``(num_envs,)`` values of the true next observations; required when an env was
-                truncated (only the truncated envs' entries are read).
+                truncated, and at every step with device flags (only the truncated envs' entries are read).
             action_masks: the valid-action masks the policy acted under; exactly when the buffer keeps masks.
         """
         if self.full:
             raise RuntimeError(f"the rollout buffer holds {self.n_steps} steps already; call reset() first")
         if (action_masks is None) != (self.action_masks is None):
             raise ValueError("give action_masks exactly when the buffer was made with an action_mask_size")
-        truncations = np.asarray(truncations, dtype=bool)
+        on_device = isinstance(truncations, Tensor)
+        if on_device:
+            if final_values is None:
+                raise ValueError("final_values is required at every step when the flags are tensors")
+        else:
+            truncations = np.asarray(truncations, dtype=bool)
         t = self.step
         self.observations[t] = observations
         self.actions[t] = actions.reshape(self.actions.shape[1:])
@@ -135,12 +146,35 @@ class RolloutBuffer:
         self.log_probs[t] = log_probs
         if action_masks is not None:
             self.action_masks[t] = action_masks
-        if truncations.any():
+        if on_device:
+            self.final_values[t] = final_values
+        elif truncations.any():
             if final_values is None:
                 raise ValueError("final_values is required at a step where an env was truncated")
             self.final_values[t] = final_values
-        self.terminations[t], self.truncations[t], self.valid[t] = terminations, truncations, valid
+        self._store_flags(t, terminations, truncations, valid)
         self.step += 1
+
+    def _store_flags(
+        self,
+        t: int,
+        terminations: np.ndarray | Tensor,
+        truncations: np.ndarray | Tensor,
+        valid: np.ndarray | Tensor | None,
+    ) -> None:
+        """Store step ``t``'s flags where they come from: the flag tensors follow the first device flags seen."""
+        if isinstance(terminations, Tensor) and self.terminations.device != terminations.device:
+            device = terminations.device
+            self.terminations, self.truncations, self.valid = (
+                flags.to(device) for flags in (self.terminations, self.truncations, self.valid)
+            )
+        self.terminations[t] = torch.as_tensor(terminations)
+        self.truncations[t] = torch.as_tensor(truncations)
+        if valid is None:
+            self.valid[t] = True
+        else:
+            self.valid[t] = torch.as_tensor(valid)
+            self._every_step_valid = False
 
     def compute_returns_and_advantages(self, last_values: Tensor) -> None:
         """GAE(lambda) advantages and critic targets of the full rollout.
@@ -150,7 +184,7 @@ class RolloutBuffer:
         """
         if not self.full:
             raise RuntimeError(f"the rollout holds {self.step} of {self.n_steps} steps; fill it before computing GAE")
-        flags = torch.from_numpy(np.stack([self.terminations, self.truncations, self.valid])).to(self.device)
+        flags = torch.stack([self.terminations, self.truncations, self.valid]).to(self.device)
         terminated, truncated, valid = flags.float()
         next_values = torch.cat([self.values[1:], last_values.reshape(1, self.num_envs)])
         next_values = torch.where(flags[1], self.final_values, next_values)
@@ -165,8 +199,8 @@ class RolloutBuffer:
         valid_flat = self.valid.reshape(-1)
         self._valid_indices = (
             self._all_indices
-            if valid_flat.all()
-            else torch.from_numpy(np.flatnonzero(valid_flat)).to(self.device, non_blocking=True)
+            if self._every_step_valid or bool(valid_flat.all())
+            else valid_flat.nonzero().squeeze(1).to(self.device, non_blocking=True)
         )
 
     def valid_indices(self) -> Tensor:

@@ -7,16 +7,24 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import torch
-from gymnasium.vector import VectorEnv
+from gymnasium.vector import AutoresetMode, VectorEnv
 from torch import Tensor
 
+from rl_lightning.data.episode_sums import DeviceEpisodes, episode_sums
 from rl_lightning.envs import (
     EnvStateError,
+    TorchVectorEnv,
     action_masks_of,
     load_vector_env_state,
     reset_vector_env,
+    steps_tensors,
     vector_env_state,
 )
+from rl_lightning.envs.torch_vector import where_rows
+from rl_lightning.errors import ConfigurationError
+
+EVAL_CHECK_EVERY = 16
+"""Vector steps between two checks (host syncs) of whether a torch env's evaluation has played its episodes."""
 
 PolicyState = Any
 """What a policy with memory carries from one step to the next (e.g. an LSTM's hidden and cell states); None for
@@ -40,17 +48,22 @@ class Policy(Protocol):
 
 
 class Transition(NamedTuple):
-    """One step of every sub-environment. Flags are host (numpy) arrays; the rest are tensors."""
+    """One step of every sub-environment.
+
+    Flags are host (numpy) arrays for a numpy env, bool tensors on the env's device for a torch env; the rest are
+    tensors.
+    """
 
     observations: Tensor
     actions: Tensor
     rewards: Tensor
     next_observations: Tensor
-    """The true next observations: at an episode end, the final observation (NEXT_STEP autoreset)."""
-    terminations: np.ndarray
-    truncations: np.ndarray
-    valid: np.ndarray
-    """False for an env whose step was the autoreset step: that is no transition and is stored nowhere."""
+    """The true next observations: at an episode end, the final observation (of either autoreset mode)."""
+    terminations: np.ndarray | Tensor
+    truncations: np.ndarray | Tensor
+    valid: np.ndarray | Tensor | None
+    """False for an env whose step was the autoreset step (NEXT_STEP mode): that is no transition and is stored
+    nowhere. None in SAME_STEP mode, where every step is a transition."""
 
 
 class Episodes(NamedTuple):
@@ -70,23 +83,51 @@ class Episodes(NamedTuple):
 class Collector:
     """Steps ``vector_env`` with actions chosen by the caller and keeps what a learner needs to know.
 
-    The vector env autoresets in NEXT_STEP mode: the step after an episode end only resets that
-    sub-env (its action is ignored, its reward is 0). The collector marks that step invalid in the
-    :class:`Transition` so that no buffer stores it, and keeps it out of the episode records.
-    Observations cross from numpy to torch once, onto ``device``, and are reused as the next step's
-    observations. Where the env gives valid-action masks beside its observations (``info["action_mask"]``),
+    Two kinds of vector env, and both of gymnasium's autoreset modes:
+
+    - A **numpy env** (gymnasium's): observations cross from numpy to torch once, onto ``device``; flags and
+      episode records stay on the host.
+    - A **torch env** (:func:`~rl_lightning.envs.steps_tensors`: a :class:`~rl_lightning.envs.TorchVectorEnv`, or
+      any batched env with a ``device`` whose ``step`` returns tensors) on ``device``: nothing leaves the device
+      and nothing waits for it; episode returns are accumulated there, and finished episodes are kept as sums
+      (:meth:`pop_episode_sums`), not one by one.
+    - **NEXT_STEP** autoreset: the step after an episode end only resets that sub-env (its action is ignored, its
+      reward is 0). The collector marks that step invalid in the :class:`Transition` so that no buffer stores
+      it, and keeps it out of the episode records.
+    - **SAME_STEP** autoreset: an ended sub-env is reset within the step; its true final observation (the
+      transition's next observation) comes in ``info["final_obs"]``, masked by ``info["_final_obs"]``. Every step
+      is a transition (``valid`` is None).
+
+    Where a numpy env gives valid-action masks beside its observations (``info["action_mask"]``),
     :attr:`action_masks` holds those of the current observations, and the policy is given them.
 
     Args:
         vector_env: the environments to step.
-        device: where observations are placed for the policy (the module's device).
+        device: where observations are placed for the policy (the module's device); a torch env's tensors must
+            live there already.
     """
 
-    def __init__(self, vector_env: VectorEnv, device: torch.device | str = "cpu") -> None:
+    def __init__(self, vector_env: VectorEnv | TorchVectorEnv, device: torch.device | str = "cpu") -> None:
         self.env = vector_env
         self.num_envs = vector_env.num_envs
         self.device = torch.device(device)
         self._on_cpu = self.device.type == "cpu"
+        self.on_device = steps_tensors(vector_env)
+        """Whether the env steps torch tensors (see the class docstring)."""
+        declared = getattr(vector_env, "metadata", {}).get("autoreset_mode")
+        if declared is None and self.on_device:
+            # A wrong guess would store autoreset steps as transitions, or bootstrap from first observations.
+            raise ConfigurationError(
+                f"{type(vector_env).__name__} does not say how it autoresets: set its metadata['autoreset_mode'] to "
+                f"gymnasium.vector.AutoresetMode.SAME_STEP (final observations in info['final_obs']) or NEXT_STEP."
+            )
+        mode = AutoresetMode.NEXT_STEP if declared is None else declared  # gymnasium's default
+        if mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP):
+            raise ConfigurationError(
+                f"{type(vector_env).__name__} autoresets in mode {mode}: the collector needs AutoresetMode.NEXT_STEP "
+                f"or AutoresetMode.SAME_STEP, where the env resets its ended episodes itself."
+            )
+        self.same_step = mode == AutoresetMode.SAME_STEP
         self.observations: Tensor | None = None
         self.policy_state: PolicyState = None
         self.action_masks: Tensor | None = None
@@ -98,6 +139,10 @@ class Collector:
         self._episode_lengths = np.zeros(self.num_envs, dtype=np.int64)
         self._finished: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._warned_env_state = False
+        # A torch env's counterparts of the host arrays above, on its device.
+        self.device_episodes = DeviceEpisodes(self.num_envs, self.device) if self.on_device else None
+        self._device_autoreset = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        self._device_starts = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
 
     def _to_tensor(self, array: np.ndarray) -> Tensor:
         array = np.asarray(array)
@@ -107,12 +152,44 @@ class Collector:
         tensor = torch.from_numpy(array)
         return tensor if self._on_cpu else tensor.to(self.device, non_blocking=True)
 
+    def _check_tensor(self, name: str, value: Any) -> Tensor:
+        """A torch env's output ``value``, refused unless it is a tensor on the collector's device."""
+        if not isinstance(value, Tensor):
+            raise ConfigurationError(
+                f"{type(self.env).__name__} returned its {name} as {type(value).__name__}, not a torch tensor: a "
+                f"torch vector env (one with a `device` attribute) returns tensors on its device. Return tensors, "
+                f"or build the env as a gymnasium VectorEnv without a `device` attribute."
+            )
+        if value.device != self.device:
+            raise ConfigurationError(
+                f"{type(self.env).__name__} returned its {name} on {value.device}, but the module lives on "
+                f"{self.device}: build the env on the module's device (RLAlgorithm passes it as device=)."
+            )
+        return value
+
+    def _observations_tensor(self, observations: Any) -> Tensor:
+        """A torch env's observations, checked (tensor, device, one row per env) and in float32 if float64."""
+        observations = self._check_tensor("observations", observations)
+        if observations.shape[:1] != (self.num_envs,):
+            raise ConfigurationError(
+                f"{type(self.env).__name__} has num_envs={self.num_envs} but returned observations of shape "
+                f"{tuple(observations.shape)}: the first dimension must be num_envs."
+            )
+        return observations.float() if observations.dtype == torch.float64 else observations
+
     def reset(self, seed: int, rank: int = 0) -> Tensor:
         """Reset every sub-env with seeds derived from ``seed`` and ``rank``; forget unfinished episodes."""
         observations, infos = reset_vector_env(self.env, seed, rank)
-        self.observations = self._to_tensor(observations)
-        self._read_action_masks(infos)
+        if not self.on_device:
+            self._read_action_masks(infos)
         self.policy_state = None
+        if self.on_device:
+            self.observations = self._observations_tensor(observations)
+            self.device_episodes.reset()
+            self._device_autoreset = torch.zeros_like(self._device_autoreset)
+            self._device_starts = torch.ones_like(self._device_starts)
+            return self.observations
+        self.observations = self._to_tensor(observations)
         self._autoreset[:] = False
         self._episode_starts[:] = True
         self._episode_returns[:] = 0.0
@@ -122,7 +199,7 @@ class Collector:
 
     def act(self, policy: Policy, deterministic: bool = False) -> Tensor:
         """``policy``'s actions for the current observations; its state is kept here, one per env."""
-        starts = torch.from_numpy(self._episode_starts)
+        starts = self._device_starts if self.on_device else torch.from_numpy(self._episode_starts)
         if self.action_masks is None:
             actions, self.policy_state = policy.policy_step(self.observations, self.policy_state, starts, deterministic)
         else:
@@ -140,6 +217,8 @@ class Collector:
         if self.observations is None:
             raise RuntimeError("call Collector.reset(seed) before the first step")
         sent = actions if env_actions is None else env_actions
+        if self.on_device:
+            return self._step_on_device(actions, sent)
         next_obs, rewards, terminations, truncations, infos = self.env.step(sent.numpy(force=True))
         terminations, truncations = np.asarray(terminations, bool), np.asarray(truncations, bool)
         valid = ~self._autoreset
@@ -155,21 +234,64 @@ class Collector:
             self._finished.append((ended, self._episode_returns[ended], self._episode_lengths[ended]))
             self._episode_returns[ended] = 0.0
             self._episode_lengths[ended] = 0
-        # An observation after the autoreset step is the first of an episode.
-        self._episode_starts = self._autoreset
-        self._autoreset = done
+        observations = self._to_tensor(next_obs)
+        if self.same_step:
+            # The returned observation of an ended env is its next episode's first.
+            self._episode_starts = done
+            next_observations = self._to_tensor(_with_final_observations(next_obs, infos)) if done.any() else None
+            transition_valid = None
+        else:
+            # An observation after the autoreset step is the first of an episode.
+            self._episode_starts = self._autoreset
+            self._autoreset = done
+            next_observations, transition_valid = None, valid
 
         transition = Transition(
             observations=self.observations,
             actions=actions,
             rewards=torch.from_numpy(rewards.astype(np.float32)),
-            next_observations=self._to_tensor(next_obs),
+            next_observations=observations if next_observations is None else next_observations,
+            terminations=terminations,
+            truncations=truncations,
+            valid=transition_valid,
+        )
+        self.observations = observations
+        self._read_action_masks(infos)
+        return transition
+
+    def _step_on_device(self, actions: Tensor, sent: Tensor) -> Transition:
+        """:meth:`step` of a torch env: tensor ops only, no host sync."""
+        next_obs, rewards, terminations, truncations, info = self.env.step(sent)
+        observations = self._observations_tensor(next_obs)
+        rewards = self._check_tensor("rewards", rewards).float()
+        terminations = self._check_tensor("terminated flags", terminations).bool()
+        truncations = self._check_tensor("truncated flags", truncations).bool()
+        done = terminations | truncations
+        if self.same_step:
+            if "final_obs" not in info or "_final_obs" not in info:
+                raise ConfigurationError(
+                    f"{type(self.env).__name__} autoresets in SAME_STEP mode but its step's info holds no "
+                    f"'final_obs' and '_final_obs': return the ended episodes' final observations and their mask "
+                    f"under these names (gymnasium 1.x's), e.g. from a wrapper renaming the env's own keys."
+                )
+            final_observations = self._observations_tensor(info["final_obs"])
+            next_observations = where_rows(info["_final_obs"], final_observations, observations)
+            valid = None
+            self._device_starts = done
+        else:
+            next_observations, valid = observations, ~self._device_autoreset
+            self._device_starts, self._device_autoreset = self._device_autoreset, done
+        self.device_episodes.record(rewards, done, valid)
+        transition = Transition(
+            observations=self.observations,
+            actions=actions,
+            rewards=rewards,
+            next_observations=next_observations,
             terminations=terminations,
             truncations=truncations,
             valid=valid,
         )
-        self.observations = transition.next_observations
-        self._read_action_masks(infos)
+        self.observations = observations
         return transition
 
     def _finished_episodes(self) -> Episodes:
@@ -178,37 +300,75 @@ class Collector:
         return Episodes(*(np.concatenate(parts) for parts in zip(*self._finished)))
 
     def pop_episodes(self) -> Episodes:
-        """The episodes finished since the last call (env index, return, length)."""
+        """The episodes finished since the last call (env index, return, length), of a numpy env.
+
+        Raises:
+            RuntimeError: the env is a torch env, whose episodes are kept as sums only (see :meth:`pop_episode_sums`).
+        """
+        if self.on_device:
+            raise RuntimeError(
+                "a torch env's finished episodes are kept as sums on its device: call Collector.pop_episode_sums()"
+            )
         episodes = self._finished_episodes()
         self._finished.clear()
         return episodes
 
+    def pop_episode_sums(self) -> Tensor:
+        """Sums over the episodes finished since the last call: count, return sum, squared-return sum, length sum.
+
+        On the env's device for a torch env (no host sync), on the CPU for a numpy env; float64 where the device
+        has it. What :meth:`~rl_lightning.algos.metrics.EpisodeStatistics.update_sums` takes.
+        """
+        if self.on_device:
+            return self.device_episodes.pop_sums()
+        episodes = self.pop_episodes()
+        return episode_sums(episodes.returns, episodes.lengths)
+
+    def _env_state(self) -> tuple[Any, str | None]:
+        """The environments' state and None, or None and why there is none."""
+        if not self.on_device:
+            try:
+                return vector_env_state(self.env), None
+            except EnvStateError as err:
+                return None, str(err)
+        if not callable(getattr(self.env, "state_dict", None)):
+            return None, f"{type(self.env).__name__} offers no state_dict()"
+        return _to_device(self.env.state_dict(), "cpu"), None
+
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to go on exactly: the environments' state and the collector's place in their episodes.
 
-        Tensors, numbers and bytes, so that checkpoints load with ``torch.load(weights_only=True)``; the
-        environments' state is pickled bytes (:func:`~rl_lightning.envs.vector_env_state`). An env that cannot
-        be pickled is left out (``"env"`` is None and ``"env_error"`` says why), with a warning the first time.
+        Tensors, numbers and bytes, so that checkpoints load with ``torch.load(weights_only=True)``. A numpy env's
+        state is pickled bytes (:func:`~rl_lightning.envs.vector_env_state`), a torch env's is its ``state_dict()``.
+        An env that cannot be pickled, or a torch env without ``state_dict()``, is left out (``"env"`` is None and
+        ``"env_error"`` says why), with a warning the first time.
         """
-        try:
-            env_state, env_error = vector_env_state(self.env), None
-        except EnvStateError as err:
-            env_state, env_error = None, str(err)
-            if not self._warned_env_state:
-                self._warned_env_state = True
-                warnings.warn(
-                    f"The environments' state cannot be saved in checkpoints: {err}. A run resumed from a checkpoint "
-                    f"starts new episodes, so it does not repeat the uninterrupted run exactly.",
-                    stacklevel=2,
-                )
-        finished = self._finished_episodes()
-        return {
+        env_state, env_error = self._env_state()
+        if env_error is not None and not self._warned_env_state:
+            self._warned_env_state = True
+            warnings.warn(
+                f"The environments' state cannot be saved in checkpoints: {env_error}. A run resumed from a "
+                f"checkpoint starts new episodes, so it does not repeat the uninterrupted run exactly.",
+                stacklevel=2,
+            )
+        common = {
             "env": env_state,
             "env_error": env_error,
             "observations": None if self.observations is None else self.observations.cpu(),
+            "policy_state": _to_device(self.policy_state, "cpu"),
+        }
+        if self.on_device:
+            return {
+                **common,
+                "autoreset": self._device_autoreset.cpu(),
+                "episode_starts": self._device_starts.cpu(),
+                "episodes": self.device_episodes.state_dict(),
+            }
+        finished = self._finished_episodes()
+        return {
+            **common,
             "autoreset": torch.from_numpy(self._autoreset.copy()),
             "episode_starts": torch.from_numpy(self._episode_starts.copy()),
-            "policy_state": _to_device(self.policy_state, "cpu"),
             "action_masks": _to_device(self.action_masks, "cpu"),
             "episode_returns": torch.from_numpy(self._episode_returns.copy()),
             "episode_lengths": torch.from_numpy(self._episode_lengths.copy()),
@@ -218,20 +378,26 @@ class Collector:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Go on from ``state``: the environments exactly where they were, and the episodes they are in.
 
-        A state without the environments' state (``"env"`` is None: they could not be pickled, see
-        :meth:`state_dict`) changes nothing: the caller starts new episodes with :meth:`reset` instead. Loading
-        unpickles the saved environments, which runs code named in them: load only states you trust.
+        A state without the environments' state (``"env"`` is None, see :meth:`state_dict`) changes nothing: the
+        caller starts new episodes with :meth:`reset` instead. Loading a numpy env's state unpickles it, which runs
+        code named in it: load only states you trust.
         """
         if state["env"] is None:
             return
-        load_vector_env_state(self.env, state["env"])
         obs = state["observations"]
         self.observations = None if obs is None else obs.to(self.device)
+        self.policy_state = _to_device(state.get("policy_state"), self.device)
+        if self.on_device:
+            self.env.load_state_dict(state["env"])
+            self._device_autoreset = state["autoreset"].to(self.device)
+            self._device_starts = state["episode_starts"].to(self.device)
+            self.device_episodes.load_state_dict(state["episodes"])
+            return
+        load_vector_env_state(self.env, state["env"])
         self._autoreset = state["autoreset"].numpy().copy()
         # States saved before policies could carry state hold neither: every env is then mid-episode, stateless.
         starts = state.get("episode_starts")
         self._episode_starts = np.zeros(self.num_envs, bool) if starts is None else starts.numpy().copy()
-        self.policy_state = _to_device(state.get("policy_state"), self.device)
         self.action_masks = _to_device(state.get("action_masks"), self.device)
         self._episode_returns = state["episode_returns"].numpy().copy()
         self._episode_lengths = state["episode_lengths"].numpy().copy()
@@ -240,6 +406,14 @@ class Collector:
 
     def close(self) -> None:
         self.env.close()
+
+
+def _with_final_observations(observations: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+    """A SAME_STEP numpy env's observations with the rows of ended envs replaced by their final observations."""
+    merged = np.array(observations, copy=True)
+    for env_index in np.flatnonzero(info["_final_obs"]):
+        merged[env_index] = info["final_obs"][env_index]
+    return merged
 
 
 def _to_device(state: PolicyState, device: torch.device | str) -> PolicyState:
@@ -257,8 +431,11 @@ def evaluate_policy(policy: Policy, collector: Collector, episodes: int, seed: i
     """Play ``episodes`` whole episodes with ``policy``'s deterministic actions and return them.
 
     Each sub-env plays a fixed share of the episodes (the first ``episodes % num_envs`` envs one more),
-    so short episodes are not over-represented, and every call starts from the same seeded states.
+    so short episodes are not over-represented, and every call starts from the same seeded states. A torch env's
+    episodes are kept on its device (:func:`_evaluate_on_device`).
     """
+    if collector.on_device:
+        return _evaluate_on_device(policy, collector, episodes, seed)
     quota = np.full(collector.num_envs, episodes // collector.num_envs)
     quota[: episodes % collector.num_envs] += 1
     collector.reset(seed)
@@ -272,3 +449,33 @@ def evaluate_policy(policy: Policy, collector: Collector, episodes: int, seed: i
                 played[env_index] += 1
                 kept.append(Episodes(np.array([env_index]), np.array([ret]), np.array([length])))
     return Episodes(*(np.concatenate(parts) for parts in zip(*kept)))
+
+
+def _evaluate_on_device(policy: Policy, collector: Collector, episodes: int, seed: int) -> Episodes:
+    """:func:`evaluate_policy` on a torch env: each env's kept episodes fill a row of a table on its device.
+
+    Whether every env has played its quota is read on the host only every :data:`EVAL_CHECK_EVERY` steps; the
+    steps played past it change nothing, since an env's episodes past its quota are not kept.
+    """
+    num_envs, device = collector.num_envs, collector.device
+    quota = torch.full((num_envs,), episodes // num_envs, device=device)
+    quota[: episodes % num_envs] += 1
+    width = -(-episodes // num_envs)
+    tracked = collector.device_episodes
+    returns = torch.zeros(num_envs, width, dtype=tracked.dtype, device=device)
+    lengths = torch.zeros(num_envs, width, dtype=torch.int64, device=device)
+    played = torch.zeros(num_envs, dtype=torch.int64, device=device)
+    rows = torch.arange(num_envs, device=device)
+    collector.reset(seed)
+    steps = 0
+    while steps % EVAL_CHECK_EVERY or not bool((played >= quota).all()):
+        collector.step(collector.act(policy, deterministic=True))
+        kept = tracked.ended & (played < quota)
+        column = played.clamp(max=width - 1)
+        returns[rows, column] = torch.where(kept, tracked.ended_returns, returns[rows, column])
+        lengths[rows, column] = torch.where(kept, tracked.ended_lengths, lengths[rows, column])
+        played += kept
+        steps += 1
+    taken = torch.arange(width, device=device) < quota[:, None]
+    env_indices = rows[:, None].expand(num_envs, width)
+    return Episodes(*(part[taken].cpu().numpy() for part in (env_indices, returns.double(), lengths)))

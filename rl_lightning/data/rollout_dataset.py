@@ -47,7 +47,9 @@ class OnPolicyLearner(Protocol):
         """``V(s)`` of raw observations."""
         ...
 
-    def normalize_rewards(self, rewards: Tensor, dones: np.ndarray, valid: np.ndarray) -> Tensor:
+    def normalize_rewards(
+        self, rewards: Tensor, dones: np.ndarray | Tensor, valid: np.ndarray | Tensor | None
+    ) -> Tensor:
         """The rewards the learner learns from (the env's, or scaled ones)."""
         ...
 
@@ -105,8 +107,10 @@ class RolloutDataset(IterableDataset):
                 step = learner.explore(collector.observations, action_masks)
             transition = collector.step(step.actions, step.env_actions)
             # V(true final observation), the bootstrap of a truncated episode: one batched call, only when needed.
-            truncated = transition.truncations.any()
-            final_values = learner.predict_values(transition.next_observations) if truncated else None
+            # A torch env's flags are not read back to know that: its final values are computed at every step.
+            truncations = transition.truncations
+            needed = collector.on_device or truncations.any()
+            final_values = learner.predict_values(transition.next_observations) if needed else None
             dones = transition.terminations | transition.truncations
             rewards = learner.normalize_rewards(transition.rewards, dones, transition.valid)
             buffer.add(

@@ -29,7 +29,7 @@ from rl_lightning.envs.spaces import (
     torch_dtype,
 )
 from rl_lightning.envs.state import EnvStateError, load_vector_env_state, vector_env_state
-from rl_lightning.envs.torch_vector import TorchVectorEnv
+from rl_lightning.envs.torch_vector import TorchVectorEnv, steps_tensors
 
 __all__ = [
     "ACTION_MASK_KEY",
@@ -61,6 +61,7 @@ __all__ = [
     "register_torch_env",
     "reset_vector_env",
     "seed_vector_env",
+    "steps_tensors",
     "torch_dtype",
     "torch_env_factory",
     "vector_env_state",

@@ -230,7 +230,8 @@ def make_vector_env(
     render_mode: str | None = None,
     device: torch.device | str | None = None,
 ) -> VectorEnv | TorchVectorEnv:
-    """A vector env with ``num_envs`` copies of ``env``: gymnasium's in NEXT_STEP autoreset mode, or a torch one.
+    """A vector env with ``num_envs`` copies of ``env``: gymnasium's (NEXT_STEP autoreset, or SAME_STEP where a native
+    vector env uses it), or a torch one.
 
     Args:
         env: a registered id (``module:EnvId`` imports ``module`` first), an ``Env`` subclass, or a factory;
@@ -279,9 +280,9 @@ def make_vector_env(
             f"vectorization={vectorization!r} must be one of 'sync', 'async', 'native', 'torch'."
         )
     mode = vector_env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
-    if mode != AutoresetMode.NEXT_STEP:
+    if mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP):
         vector_env.close()
-        raise ConfigurationError(f"{env!r} autoresets in mode {mode}; rl-lightning needs NEXT_STEP.")
+        raise ConfigurationError(f"{env!r} autoresets in mode {mode}; rl-lightning needs NEXT_STEP or SAME_STEP.")
     return vector_env
 
 

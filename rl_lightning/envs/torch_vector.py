@@ -9,7 +9,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from gymnasium.vector import AutoresetMode
+from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from rl_lightning.errors import ConfigurationError
@@ -284,3 +284,9 @@ class TorchVectorEnv(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(num_envs={self.num_envs}, device={self.device}, dtype={self.dtype})"
+
+
+def steps_tensors(env: object) -> bool:
+    """Whether ``env`` is a torch-native vector env: a :class:`TorchVectorEnv`, or any other batched env with a
+    ``device`` attribute that is no gymnasium ``VectorEnv`` (Isaac Lab's and ManiSkill's envs are of this kind)."""
+    return isinstance(env, TorchVectorEnv) or (not isinstance(env, VectorEnv) and hasattr(env, "device"))

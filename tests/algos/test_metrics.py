@@ -20,6 +20,18 @@ def test_episode_statistics_over_several_updates():
     assert stats["length_mean"].item() == pytest.approx(20.0)
 
 
+def test_episode_sums_from_a_torch_collector_give_the_same_statistics():
+    # Episodes of returns 1, 3, 5 and lengths 10, 30, 20 as (count, sum, sum of squares, length sum), in float32 as
+    # on a device without float64.
+    statistics = EpisodeStatistics()
+    statistics.update(sums=torch.tensor([3.0, 9.0, 35.0, 60.0]))
+    stats = statistics.compute()
+    assert stats["episodes"].item() == 3
+    assert stats["return_mean"].item() == pytest.approx(3.0)
+    assert stats["return_std"].item() == pytest.approx(math.sqrt(8 / 3))
+    assert stats["length_mean"].item() == pytest.approx(20.0)
+
+
 def test_no_episode_gives_nan_not_a_warning_or_zero():
     stats = EpisodeStatistics().compute()
     assert stats["episodes"].item() == 0 and math.isnan(stats["return_mean"].item())

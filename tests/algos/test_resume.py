@@ -78,8 +78,8 @@ class ResumeProbe(Callback):
 
 # Tiny runs of four epochs; DQN with 2 envs and 3-step returns, Rainbow's DQN (prioritized replay's sum tree, noisy
 # layers, C51) on an env with valid-action masks (kept by the collector and with each replayed transition), PPO with
-# both normalizers and a learning-rate schedule, SAC on Pendulum. Where each is killed: DQN while writing epoch 2's
-# checkpoint, the others mid-epoch 2.
+# both normalizers and a learning-rate schedule, PPO on torch CartPole, SAC on Pendulum. Where each is killed: DQN
+# while writing epoch 2's checkpoint, the others mid-epoch 2.
 RUNS: dict[str, dict[str, Any]] = {
     "dqn": {
         "kill": {KILL_IN_SAVE: "2"},
@@ -131,6 +131,25 @@ RUNS: dict[str, dict[str, Any]] = {
             n_epochs=2,
             learning_rate="lin_0.001",
             normalize_observations=True,
+            normalize_rewards=True,
+            total_timesteps=512,
+            steps_per_epoch=128,
+            eval_episodes=2,
+            eval_envs=2,
+        ),
+    },
+    # Torch CartPole (SAME_STEP autoreset): the env's state_dict and the device episode sums in the checkpoint.
+    "ppo_torch": {
+        "kill": {KILL_IN_EPOCH: "2"},
+        "class_path": "rl_lightning.PPO",
+        "init_args": dict(
+            env="CartPole-v1",
+            vectorization="torch",
+            num_envs=4,
+            hidden_sizes=[16],
+            n_steps=16,
+            batch_size=32,
+            n_epochs=2,
             normalize_rewards=True,
             total_timesteps=512,
             steps_per_epoch=128,
