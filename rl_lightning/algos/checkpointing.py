@@ -143,6 +143,14 @@ def use_resume_checkpoints(trainer: Trainer, dirpath: PathLike | None = None) ->
     default = _lightning_default_checkpoint(trainer)
     if default is not None:
         trainer.callbacks[trainer.callbacks.index(default)] = resume_checkpoint(dirpath)
+    # last.ckpt after every other checkpoint of the epoch: it holds their state (the best-k bookkeeping), which a
+    # resumed run must get as it was after the epoch, or it keeps a best file it no longer knows about.
+    lasts = [
+        c
+        for c in trainer.callbacks
+        if isinstance(c, ModelCheckpoint) and c.monitor is None and c.filename == ModelCheckpoint.CHECKPOINT_NAME_LAST
+    ]
+    trainer.callbacks[:] = [c for c in trainer.callbacks if c not in lasts] + lasts
     if dirpath is not None:
         for callback in trainer.checkpoint_callbacks:
             if isinstance(callback, ModelCheckpoint) and callback.dirpath is None:
