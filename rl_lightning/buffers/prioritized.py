@@ -10,21 +10,15 @@ from torch import Tensor
 
 from rl_lightning.buffers.replay import ReplayBatch, ReplayBuffer
 from rl_lightning.buffers.sum_tree import SumTree
-from rl_lightning.errors import ConfigurationError
-
-
-def _check_exponent(name: str, value: float, meaning: str) -> float:
-    if not 0.0 <= value <= 1.0:
-        raise ConfigurationError(f"{name}={value!r} must lie in [0, 1] ({meaning}).")
-    return float(value)
+from rl_lightning.errors import ConfigurationError, check_fraction
 
 
 class PrioritizedReplayBuffer(ReplayBuffer):
     """Replay that draws transition ``i`` with probability ``P(i) = p_i^alpha / sum_k p_k^alpha`` (proportional
     prioritization), and weights it by ``w_i = (N * P(i))^-beta / max_j w_j`` to correct the bias of the draws.
 
-    ``p_i`` is the magnitude of the transition's last TD error plus ``epsilon`` (so that none is never drawn
-    again), handed back by :meth:`update_priorities` after each update; a new transition gets the largest
+    ``p_i`` is the magnitude of the transition's last TD error plus ``epsilon`` (so that none is left
+    with probability 0), handed back by :meth:`update_priorities` after each update; a new transition gets the largest
     priority seen so far, so that it is drawn soon. A batch takes one draw from each of ``batch_size`` equal
     slices of the total priority (stratified, as in the paper), with the buffer's seeded generator. The
     normaliser ``max_j w_j`` is the batch's, so the weights only ever scale losses down.
@@ -63,7 +57,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         epsilon: float = 1e-6,
     ) -> None:
         # Checked before the storage is allocated: a bad value should not wait for gigabytes to be zeroed.
-        self.alpha = _check_exponent("alpha", alpha, "0 draws uniformly, 1 in proportion to the priorities")
+        check_fraction(alpha=alpha)
+        self.alpha = float(alpha)
         self.beta = beta
         if not epsilon > 0.0:
             raise ConfigurationError(f"epsilon={epsilon!r} must be > 0, so that no transition has probability 0.")
@@ -93,7 +88,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
 
     @beta.setter
     def beta(self, value: float) -> None:
-        self._beta = _check_exponent("beta", value, "0 leaves the sampling bias uncorrected, 1 corrects it fully")
+        check_fraction(beta=value)
+        self._beta = float(value)
 
     def _write(self, envs: Tensor | None, already_selected: tuple[str, ...] = (), **fields: Tensor) -> int:
         start = self.position
@@ -112,7 +108,10 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         """
         if self.size == 0:
             raise RuntimeError("cannot sample from an empty replay buffer")
-        beta = self._beta if beta is None else _check_exponent("beta", beta, "the importance-sampling exponent")
+        if beta is None:
+            beta = self._beta
+        else:
+            check_fraction(beta=beta)
         index = self.tree.sample(batch_size, self.generator)
         if self.size < len(self.tree.levels[0]):  # a draw that rounding carried past the last priority may end there
             index.clamp_(max=self.size - 1)

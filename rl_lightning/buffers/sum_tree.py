@@ -15,7 +15,7 @@ class SumTree:
     they touch: each interior level holds the sums of ``fanout`` consecutive nodes of the level below, and levels
     are added only until at most ``top_size`` nodes are left. That top level is searched whole (one cumsum shared
     by the batch), every level below it with one gather, cumsum and searchsorted over ``fanout`` children per
-    query. At 1M leaves the default (64, 16384) is one interior level of 16,384 sums of blocks of 64 leaves (a
+    query. At 1M leaves the default (64, 16384) is one interior level of 15,625 sums of blocks of 64 leaves (a
     blocked prefix sum); ``scripts/per_speed.py`` measures it against a binary tree and other shapes.
 
     Every interior sum is recomputed from its children whenever one of them changes, never adjusted by a
