@@ -51,7 +51,7 @@ HYPERPARAMETER_RULES: dict[str, _Rule] = {
     **dict.fromkeys(
         (
             "gamma", "gae_lambda", "exploration_fraction", "exploration_initial_eps", "exploration_final_eps",
-            "prioritized_alpha", "prioritized_beta",
+            "prioritized_alpha", "prioritized_beta", "alpha", "beta",
         ),
         _FRACTION,
     ),

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from rl_lightning.buffers.replay import ReplayBatch, ReplayBuffer
 from rl_lightning.buffers.sum_tree import SumTree
-from rl_lightning.errors import ConfigurationError, check_fraction
+from rl_lightning.errors import ConfigurationError, check_hyperparameters
 
 
 class PrioritizedReplayBuffer(ReplayBuffer):
@@ -57,7 +57,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         epsilon: float = 1e-6,
     ) -> None:
         # Checked before the storage is allocated: a bad value should not wait for gigabytes to be zeroed.
-        check_fraction(alpha=alpha)
+        check_hyperparameters(alpha=alpha)
         self.alpha = float(alpha)
         self.beta = beta
         if not epsilon > 0.0:
@@ -88,7 +88,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
 
     @beta.setter
     def beta(self, value: float) -> None:
-        check_fraction(beta=value)
+        check_hyperparameters(beta=value)
         self._beta = float(value)
 
     def _write(self, envs: Tensor | None, already_selected: tuple[str, ...] = (), **fields: Tensor) -> int:
@@ -111,7 +111,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         if beta is None:
             beta = self._beta
         else:
-            check_fraction(beta=beta)
+            check_hyperparameters(beta=beta)
         index = self.tree.sample(batch_size, self.generator)
         if self.size < len(self.tree.levels[0]):  # a draw that rounding carried past the last priority may end there
             index.clamp_(max=self.size - 1)

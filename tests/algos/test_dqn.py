@@ -12,7 +12,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from torch import nn
 
 from rl_lightning import DQN, RAINBOW, ConfigurationError
-from rl_lightning.buffers import ReplayBatch
+from rl_lightning.buffers import PrioritizedReplayBuffer, ReplayBatch
 from tests.helpers import DQN_SMALL as SMALL
 from tests.helpers import parameters, trainer
 from tests.toy_envs import spaces_env
@@ -305,3 +305,21 @@ def test_noisy_evaluation_is_deterministic_and_training_actions_explore():
 def test_bad_rainbow_settings_are_refused_with_one_message(overrides, message):
     with pytest.raises(ConfigurationError, match=message):
         DQN(**{**SMALL, **overrides})
+
+
+@pytest.mark.learning
+@pytest.mark.parametrize(
+    ("config_name", "overrides", "budget"),
+    [("rainbow_cartpole", {}, 30_720), ("dqn_cartpole", {"prioritized_replay": True}, 51_200)],
+    ids=["rainbow", "per-dqn"],
+)
+def test_rainbow_and_prioritized_dqn_solve_cartpole(config_name, overrides, budget):
+    """experiments/rainbow_cartpole.yaml (every component on), and the DQN config with prioritized replay:
+    deterministic eval >= 475 within ``budget`` env steps, evaluated every 5,120 and stopped at the first that
+    reaches it (seed 0 measured: Rainbow at 20,480, prioritized DQN at 40,960; 60 s and 70 s on 2 quiet cores)."""
+    config = yaml.safe_load((EXPERIMENTS / f"{config_name}.yaml").read_text())["model"]["init_args"]
+    dqn = DQN(**{**config, **overrides, "total_timesteps": budget, "steps_per_epoch": 5_120})
+    run = trainer(callbacks=[EarlyStopping("val/return_mean", mode="max", stopping_threshold=475, patience=100)])
+    run.fit(dqn)
+    assert run.callback_metrics["val/return_mean"] >= 475
+    assert isinstance(dqn.buffer, PrioritizedReplayBuffer)  # the runs learned from prioritized replay
