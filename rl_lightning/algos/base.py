@@ -10,9 +10,8 @@ What an algorithm author needs of it (the rest is plumbing):
 - Implement ``act(observations, deterministic=False)`` (the policy, called without gradients), ``update(batch)``
   (one update: return the loss to minimise, or step the optimizers with :meth:`minimize` and return None) and
   ``configure_optimizers``. A policy with memory overrides :meth:`policy_step` instead of ``act``.
-- An algorithm that can mask invalid actions (an env's ``info["action_mask"]``, see :mod:`rl_lightning.envs.masks`)
-  takes ``act(observations, deterministic, action_masks)`` and overrides :meth:`check_action_masks` to accept
-  them; the others refuse such an env when fitting starts.
+- An algorithm that masks invalid actions (``info["action_mask"]``, :mod:`rl_lightning.envs.masks`) takes
+  ``act(observations, deterministic, action_masks)`` and overrides :meth:`check_action_masks`; others refuse them.
 - Record per-update scalars with ``self.update_stats.add(name=tensor)`` (logged as ``train/<name>`` once per
   epoch, no host sync) and per-epoch values with :meth:`log_epoch`.
 - Whatever else changes during training goes into :meth:`rl_state_dict` / :meth:`load_rl_state_dict` (call
@@ -53,15 +52,7 @@ from rl_lightning.algos.metrics import EpisodeStatistics, EpochMeans
 from rl_lightning.algos.optimization import Optimization
 from rl_lightning.algos.reporting import Reporting
 from rl_lightning.data import Collector, PolicyState
-from rl_lightning.envs import (
-    EnvSpec,
-    TorchVectorEnv,
-    Vectorization,
-    Wrapper,
-    env_name,
-    make_vector_env,
-    probe_spaces,
-)
+from rl_lightning.envs import EnvSpec, TorchVectorEnv, Vectorization, Wrapper, env_name, make_vector_env, probe_spaces
 from rl_lightning.errors import check_choice, check_hyperparameters
 
 DEFAULT_EPOCH_STEPS = 10_000
@@ -179,11 +170,7 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, ActionM
         raise NotImplementedError(f"{type(self).__name__} implements neither act() nor policy_step()")
 
     def policy_step(
-        self,
-        observations: Tensor,
-        state: PolicyState,
-        episode_starts: Tensor,
-        deterministic: bool = False,
+        self, observations: Tensor, state: PolicyState, episode_starts: Tensor, deterministic: bool = False,
         action_masks: Tensor | None = None,
     ) -> tuple[Tensor, PolicyState]:
         """What collection, evaluation, videos and ``rl-lightning evaluate`` call: actions and the next state.
@@ -201,8 +188,7 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, ActionM
 
     # ----------------------------------------------------------------------------------------- Lightning hooks
     def configure_callbacks(self) -> list[Callback]:
-        # The first hook of a fit, before Lightning checks the loop configuration: quiet from here to teardown.
-        self._quiet.enter_context(quiet_lightning_warnings())
+        self._quiet.enter_context(quiet_lightning_warnings())  # a fit's first hook, before Lightning's loop check
         # The last hook before Lightning creates its loggers' runs: loggers that name runs read the description.
         for logger in self.loggers:
             if hasattr(logger, "describe_run"):

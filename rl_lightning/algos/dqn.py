@@ -22,7 +22,7 @@ from rl_lightning.nets import (
     noise_disabled,
     polyak_update,
     q_head,
-    random_valid_actions,
+    random_actions,
     reset_noise,
     target_network,
 )
@@ -31,21 +31,18 @@ from rl_lightning.nets import (
 class DQN(OffPolicyAlgorithm):
     """Deep Q-Network: regress ``Q(s, a)`` on ``r + gamma^n * max_a' Q_target(s', a')`` from replayed transitions.
 
-    With ``distributional="categorical"`` the network predicts each action's return distribution on a fixed
-    support, learning by the KL divergence from the projected target distribution (C51); with ``"quantile"``,
-    quantiles, by the quantile Huber loss (QR-DQN). ``noisy`` explores by learned parameter noise, not epsilon;
-    ``prioritized_replay`` prioritizes by each transition's loss. Defaults are Stable-Baselines3's;
-    ``DQN(env, **RAINBOW)`` (:mod:`rl_lightning.algos.rainbow`) turns every component on. Where the env
-    gives valid-action masks (``info["action_mask"]``), invalid actions are never picked nor the target's max.
+    Options: ``distributional="categorical"`` (C51: return distributions on a fixed support, the KL divergence to
+    the projected target) or ``"quantile"`` (QR-DQN: quantiles, the quantile Huber loss); ``noisy`` (parameter
+    noise explores, not epsilon); ``prioritized_replay`` (by each transition's loss). ``DQN(env, **RAINBOW)`` turns
+    every component on. Invalid actions under the env's masks (``info["action_mask"]``) are never picked.
 
     Args:
         env: env id, ``Env`` subclass or factory; its action space must be ``Discrete``.
-        q_net: the Q-network: an ``nn.Module`` mapping observations to ``(batch, n_actions)`` values (or
-            ``(batch, n_actions, n_atoms)`` logits, ``(batch, n_actions, n_quantiles)`` quantiles), or a factory
-            ``(observation_space, action_space) -> nn.Module``. Default: an MLP (the Nature CNN for images).
+        q_net: an ``nn.Module`` (or a factory of the spaces) mapping observations to ``(batch, n_actions)`` values
+            (``(batch, n_actions, n_atoms or n_quantiles)`` if distributional). Default: an MLP (a CNN for images).
         hidden_sizes: hidden layer widths of the default Q-network.
         dueling: give the default Q-network a dueling head (Wang et al., 2016).
-        double_q: pick the next action with the online network, value it with the target (van Hasselt et al.).
+        double_q: choose the next action online, value it with the target (van Hasselt et al., 2016).
         learning_rate: Adam's step size.
         buffer_size: transitions kept in the replay buffer.
         learning_starts: env steps of pure exploration before the first update.
@@ -63,8 +60,8 @@ class DQN(OffPolicyAlgorithm):
         n_step: rewards summed into each target before bootstrapping.
         distributional: None (scalar Q-values), ``"categorical"`` (C51) or ``"quantile"`` (QR-DQN).
         n_atoms: atoms of the categorical support (51 in C51 and Rainbow).
-        v_min: the support's lowest return (-10 in C51 on Atari; cover the task's returns).
-        v_max: the support's highest return (10 in C51 on Atari).
+        v_min: the support's lowest return (-10 in C51 on Atari: cover the task's returns).
+        v_max: the support's highest return.
         n_quantiles: quantiles per action (200 in QR-DQN).
         noisy: factorised Gaussian noisy layers in the default network (Fortunato et al., 2018).
         run: the run arguments (``num_envs``, ``seed``, ...; see :class:`~rl_lightning.RLAlgorithm`) and the
@@ -114,10 +111,8 @@ class DQN(OffPolicyAlgorithm):
         if q_net is not None and (dueling or noisy):
             raise ConfigurationError("dueling and noisy shape the default q_net: build them into yours, or drop them.")
         if noisy and (exploration_initial_eps > 0 or exploration_final_eps > 0):
-            raise ConfigurationError(
-                "noisy=True explores by parameter noise and epsilon would explore too: pass exploration_initial_eps=0 "
-                "and exploration_final_eps=0 (as Rainbow does), or drop noisy=True."
-            )
+            raise ConfigurationError("noisy=True explores by parameter noise and epsilon would explore too: pass "
+                                     "exploration_initial_eps=0 and exploration_final_eps=0 (Rainbow's), or no noisy.")
         check_action_space(self.action_space, "DQN", ACTION_SPACES["DQN"])
         check_observation_space(self.observation_space, "DQN")
         self.n_actions, spaces = int(self.action_space.n), (self.observation_space, self.action_space)
@@ -146,7 +141,7 @@ class DQN(OffPolicyAlgorithm):
         batch = observations.shape[0]
         epsilon = 0.0 if deterministic else self.exploration_rate()
         if epsilon >= 1.0:
-            return self.random_actions(batch, observations.device, action_masks)
+            return random_actions(self.n_actions, batch, observations.device, self.generator, action_masks)
         if self.noisy and not deterministic:
             reset_noise(self.q_net, self.generator)  # fresh noise for every action choice, as in Rainbow
         with noise_disabled(self.q_net) if deterministic else contextlib.nullcontext():
@@ -155,25 +150,18 @@ class DQN(OffPolicyAlgorithm):
         if epsilon <= 0.0:
             return greedy
         explore = torch.rand(batch, device=greedy.device, generator=self.generator) < epsilon
-        return torch.where(explore, self.random_actions(batch, greedy.device, action_masks), greedy)
+        random = random_actions(self.n_actions, batch, greedy.device, self.generator, action_masks)
+        return torch.where(explore, random, greedy)
 
-    def random_actions(self, batch: int, device: torch.device, action_masks: Tensor | None) -> Tensor:
-        """Uniform actions from the exploration stream: over all actions, or over each row's valid ones."""
-        if action_masks is not None:
-            return random_valid_actions(action_masks, self.generator)
-        return torch.randint(self.n_actions, (batch,), device=device, generator=self.generator)
-
-    def check_action_masks(self, action_masks: Tensor) -> None:
+    def check_action_masks(self, action_masks: Tensor) -> None:  # one entry per action
         self.check_action_mask_width(action_masks, self.n_actions, "action")
 
     def update_target(self) -> None:
-        """Move the target toward the online network once per ``target_update_interval`` env steps passed: k due
-        updates at once as ``target <- target + (1 - (1 - tau)^k) * (online - target)``, before the next step."""
+        """Per ``target_update_interval`` env steps passed (k): ``target += (1 - (1 - tau)^k) * (online - target)``."""
         due = self.env_steps // self.target_update_interval - self.target_updates
-        if due <= 0:
-            return
-        self.target_updates += due
-        polyak_update(self.q_target, self.q_net, 1.0 - (1.0 - self.tau) ** due)
+        if due > 0:
+            self.target_updates += due
+            polyak_update(self.q_target, self.q_net, 1.0 - (1.0 - self.tau) ** due)
 
     def td_losses(self, batch: ReplayBatch) -> tuple[Tensor, Tensor]:
         """Per-transition losses against the target's outputs at the greedy ``a'`` (online-chosen under double Q)."""

@@ -19,7 +19,7 @@ from rl_lightning.nets.distributional import (
     quantile_q_values,
 )
 from rl_lightning.nets.encoders import FlattenEncoder, NatureCNN, OneHotEncoder, is_image_space, make_encoder
-from rl_lightning.nets.masking import mask_invalid, random_valid_actions
+from rl_lightning.nets.masking import mask_invalid, random_actions, random_valid_actions
 from rl_lightning.nets.mlp import mlp
 from rl_lightning.nets.noisy import NoisyLinear, noise_disabled, reset_noise
 from rl_lightning.nets.normalization import RunningMeanStd
@@ -87,6 +87,7 @@ __all__ = [
     "quantile_huber_loss",
     "quantile_midpoints",
     "quantile_q_values",
+    "random_actions",
     "random_valid_actions",
     "reset_noise",
     "sample_squashed_gaussian",

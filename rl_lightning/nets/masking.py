@@ -23,3 +23,12 @@ def mask_invalid(scores: Tensor, action_masks: Tensor) -> Tensor:
 def random_valid_actions(action_masks: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """One action per row, uniform over the row's valid actions (one ``multinomial`` draw on ``generator``)."""
     return torch.multinomial(action_masks.float(), 1, generator=generator).squeeze(1)
+
+
+def random_actions(
+    n_actions: int, batch: int, device: torch.device, generator: torch.Generator | None, action_masks: Tensor | None
+) -> Tensor:
+    """Uniform actions of ``Discrete(n_actions)``: over all actions, or over each row's valid ones under masks."""
+    if action_masks is not None:
+        return random_valid_actions(action_masks, generator)
+    return torch.randint(n_actions, (batch,), device=device, generator=generator)
