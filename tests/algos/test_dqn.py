@@ -308,18 +308,13 @@ def test_bad_rainbow_settings_are_refused_with_one_message(overrides, message):
 
 
 @pytest.mark.learning
-@pytest.mark.parametrize(
-    ("config_name", "overrides", "budget"),
-    [("rainbow_cartpole", {}, 30_720), ("dqn_cartpole", {"prioritized_replay": True}, 51_200)],
-    ids=["rainbow", "per-dqn"],
-)
-def test_rainbow_and_prioritized_dqn_solve_cartpole(config_name, overrides, budget):
-    """experiments/rainbow_cartpole.yaml (every component on), and the DQN config with prioritized replay:
-    deterministic eval >= 475 within ``budget`` env steps, evaluated every 5,120 and stopped at the first that
-    reaches it (seed 0 measured: Rainbow at 20,480, prioritized DQN at 40,960; 60 s and 70 s on 2 quiet cores)."""
-    config = yaml.safe_load((EXPERIMENTS / f"{config_name}.yaml").read_text())["model"]["init_args"]
-    dqn = DQN(**{**config, **overrides, "total_timesteps": budget, "steps_per_epoch": 5_120})
+def test_rainbow_solves_cartpole_within_30k_env_steps():
+    """experiments/rainbow_cartpole.yaml (every component on, prioritized replay included): deterministic eval >=
+    475 within 30,720 env steps, evaluated every 5,120 and stopped at the first that reaches it (seed 0: at 20,480,
+    in 72 s at a load of 3 on 2 cores)."""
+    config = yaml.safe_load((EXPERIMENTS / "rainbow_cartpole.yaml").read_text())["model"]["init_args"]
+    dqn = DQN(**{**config, "total_timesteps": 30_720, "steps_per_epoch": 5_120})
     run = trainer(callbacks=[EarlyStopping("val/return_mean", mode="max", stopping_threshold=475, patience=100)])
     run.fit(dqn)
     assert run.callback_metrics["val/return_mean"] >= 475
-    assert isinstance(dqn.buffer, PrioritizedReplayBuffer)  # the runs learned from prioritized replay
+    assert isinstance(dqn.buffer, PrioritizedReplayBuffer)  # it learned from prioritized replay
