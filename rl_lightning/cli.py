@@ -23,7 +23,7 @@ from rl_lightning.algos.checkpointing import (
 )
 from rl_lightning.callbacks import RLProgressBar, record_episodes
 from rl_lightning.callbacks.video import RenderError, check_video_writer
-from rl_lightning.data import Collector, evaluate_policy
+from rl_lightning.data import evaluate_policy
 from rl_lightning.errors import ConfigurationError
 
 
@@ -160,7 +160,7 @@ def evaluate(argv: Sequence[str]) -> None:
         except RenderError as error:
             print(f"rl-lightning: warning: {error}; evaluating without videos.", file=sys.stderr)
     if episodes is None:
-        collector = Collector(algorithm.make_env(min(args.num_envs, args.episodes)), args.device)
+        collector = algorithm.make_collector(min(args.num_envs, args.episodes), args.device, evaluation=True)
         try:
             episodes = evaluate_policy(algorithm, collector, args.episodes, args.seed)
         finally:

@@ -50,7 +50,15 @@ from rl_lightning.algos.metrics import EpisodeStatistics, EpochMeans
 from rl_lightning.algos.optimization import Optimization
 from rl_lightning.algos.reporting import Reporting
 from rl_lightning.data import Collector, PolicyState
-from rl_lightning.envs import EnvSpec, Vectorization, Wrapper, env_name, make_vector_env, probe_spaces
+from rl_lightning.envs import (
+    EnvSpec,
+    Vectorization,
+    Wrapper,
+    env_name,
+    evaluation_wrappers,
+    make_vector_env,
+    probe_env,
+)
 from rl_lightning.errors import check_choice, check_hyperparameters
 
 DEFAULT_EPOCH_STEPS = 10_000
@@ -109,7 +117,8 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, Lightni
         self.total_timesteps, self.steps_per_epoch = total_timesteps, steps_per_epoch or DEFAULT_EPOCH_STEPS
         self.vectorization, self.env_kwargs, self.wrappers = vectorization, dict(env_kwargs or {}), list(wrappers)
         self.eval_episodes, self.eval_envs = eval_episodes, eval_envs
-        self.observation_space, self.action_space = probe_spaces(env, self.env_kwargs, self.wrappers)
+        self.env_traits = probe_env(env, self.env_kwargs, self.wrappers)
+        self.observation_space, self.action_space = self.env_traits.observation_space, self.env_traits.action_space
 
         self.env_steps = 0
         self.collector: Collector | None = None
@@ -139,16 +148,24 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, Lightni
             torch.manual_seed(seeding.stream_seed(self.seed, "init"))
             yield
 
-    def make_env(self, num_envs: int, render_mode: str | None = None) -> gym.vector.VectorEnv:
-        """A vector env of this module's environment."""
+    def make_env(
+        self, num_envs: int, render_mode: str | None = None, evaluation: bool = False
+    ) -> gym.vector.VectorEnv:
+        """A vector env of this module's environment; with ``evaluation``, its wrappers' evaluation variants
+        (:func:`~rl_lightning.envs.evaluation_wrappers`: e.g. whole Atari games with unclipped rewards)."""
         return make_vector_env(
             self.env_spec,
             num_envs,
             vectorization=self.vectorization,
             env_kwargs=self.env_kwargs,
-            wrappers=self.wrappers,
+            wrappers=evaluation_wrappers(self.wrappers) if evaluation else self.wrappers,
             render_mode=render_mode,
         )
+
+    def make_collector(self, num_envs: int, device: torch.device, evaluation: bool = False) -> Collector:
+        """A collector over :meth:`make_env`'s vector env, reading episodes from the env where it records them."""
+        env_records = self.env_traits.records_episodes
+        return Collector(self.make_env(num_envs, evaluation=evaluation), device, env_records=env_records)
 
     def run_description(self) -> dict[str, Any]:
         """What identifies the run beside the hyperparameters: logged to every logger's config when fit starts,
@@ -199,11 +216,11 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, Lightni
             expect_unused_parameters(strategy)
         device, rank = strategy.root_device, self.global_rank
         if stage == "fit" and self.collector is None:
-            self.collector = Collector(self.make_env(self.num_envs), device)
+            self.collector = self.make_collector(self.num_envs, device)
             self.collector.reset(self.seed, rank)
             self.generator = seeding.generator(self.seed, "exploration", rank, device)
         if stage in ("fit", "validate") and self.eval_collector is None and self.eval_share() > 0:
-            self.eval_collector = Collector(self.make_env(min(self.eval_envs, self.eval_share())), device)
+            self.eval_collector = self.make_collector(min(self.eval_envs, self.eval_share()), device, evaluation=True)
 
     def teardown(self, stage: str) -> None:
         for collector in (self.collector, self.eval_collector):

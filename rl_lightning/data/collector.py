@@ -71,10 +71,15 @@ class Collector:
     Args:
         vector_env: the environments to step.
         device: where observations are placed for the policy (the module's device).
+        env_records: report the episodes the env records itself (gymnasium's ``RecordEpisodeStatistics``,
+            ``info["episode"]``) instead of summing the rewards seen here: where wrappers above the recorder
+            change the training signal (Atari's life-loss episode ends and clipped rewards), the env's records
+            are the whole games with their own rewards.
     """
 
-    def __init__(self, vector_env: VectorEnv, device: torch.device | str = "cpu") -> None:
+    def __init__(self, vector_env: VectorEnv, device: torch.device | str = "cpu", env_records: bool = False) -> None:
         self.env = vector_env
+        self.env_records = env_records
         self.num_envs = vector_env.num_envs
         self.device = torch.device(device)
         self._on_cpu = self.device.type == "cpu"
@@ -118,7 +123,7 @@ class Collector:
         if self.observations is None:
             raise RuntimeError("call Collector.reset(seed) before the first step")
         sent = actions if env_actions is None else env_actions
-        next_obs, rewards, terminations, truncations, _ = self.env.step(sent.numpy(force=True))
+        next_obs, rewards, terminations, truncations, infos = self.env.step(sent.numpy(force=True))
         terminations, truncations = np.asarray(terminations, bool), np.asarray(truncations, bool)
         valid = ~self._autoreset
         rewards = np.asarray(rewards, dtype=np.float64)
@@ -127,10 +132,15 @@ class Collector:
         np.add(self._episode_returns, rewards, out=self._episode_returns, where=valid)
         self._episode_lengths += valid
         done = terminations | truncations
+        if self.env_records and "_episode" in infos:
+            recorded = np.flatnonzero(infos["_episode"])
+            returns, lengths = infos["episode"]["r"][recorded], infos["episode"]["l"][recorded]
+            self._finished.append((recorded, returns.astype(np.float64), lengths.astype(np.int64)))
         if done.any():
             ended = np.flatnonzero(done)
-            # Indexing with an index array copies already.
-            self._finished.append((ended, self._episode_returns[ended], self._episode_lengths[ended]))
+            if not self.env_records:
+                # Indexing with an index array copies already.
+                self._finished.append((ended, self._episode_returns[ended], self._episode_lengths[ended]))
             self._episode_returns[ended] = 0.0
             self._episode_lengths[ended] = 0
         # An observation after the autoreset step is the first of an episode.

@@ -1,13 +1,18 @@
-"""Environments: vector envs from an id, class or factory; seeding; space checks; saving their state."""
+"""Environments: vector envs from an id, class or factory; Atari and MinAtar; seeding; space checks; saving state."""
 
+from rl_lightning.envs.atari import AtariPreset, MinAtarPreset, register_pixel_envs
 from rl_lightning.envs.factory import (
     EnvSpec,
+    EnvTraits,
+    FrameStack,
     Vectorization,
     Wrapper,
     check_env_id,
     env_name,
     env_seeds,
+    evaluation_wrappers,
     make_vector_env,
+    probe_env,
     probe_spaces,
     seed_vector_env,
 )
@@ -20,8 +25,12 @@ from rl_lightning.envs.spaces import (
 from rl_lightning.envs.state import EnvStateError, load_vector_env_state, vector_env_state
 
 __all__ = [
+    "AtariPreset",
     "EnvSpec",
     "EnvStateError",
+    "EnvTraits",
+    "FrameStack",
+    "MinAtarPreset",
     "Vectorization",
     "Wrapper",
     "check_bounded_box_actions",
@@ -30,9 +39,12 @@ __all__ = [
     "check_observation_space",
     "env_name",
     "env_seeds",
+    "evaluation_wrappers",
     "load_vector_env_state",
     "make_vector_env",
+    "probe_env",
     "probe_spaces",
+    "register_pixel_envs",
     "seed_vector_env",
     "torch_dtype",
     "vector_env_state",

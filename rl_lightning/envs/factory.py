@@ -5,12 +5,13 @@ from __future__ import annotations
 import difflib
 import importlib
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 
+from rl_lightning.envs.atari import register_pixel_envs
 from rl_lightning.errors import ConfigurationError
 
 EnvSpec = str | type[gym.Env] | Callable[[], gym.Env]
@@ -39,6 +40,7 @@ def _import_module_of(env_id: str) -> str:
 def check_env_id(env_id: str) -> str:
     """Return the registered id of ``env_id``; raise with close matches when it is unknown."""
     bare_id = _import_module_of(env_id)
+    register_pixel_envs(bare_id)
     if bare_id in gym.registry:
         return bare_id
     matches = difflib.get_close_matches(bare_id, list(gym.registry), n=3, cutoff=0.6)
@@ -62,7 +64,9 @@ def _single_env_factory(
 
         def build() -> gym.Env:
             # The full 'module:EnvId' id, so that gymnasium imports the module again in a spawned subprocess
-            # (async vectorization), where the registration made in this process does not exist.
+            # (async vectorization), where the registration made in this process does not exist; Atari and
+            # MinAtar ids are registered there again for the same reason.
+            register_pixel_envs(env.rpartition(":")[2])
             made = gym.make(env, **env_kwargs)
             for wrap in wrappers:
                 made = wrap(made)
@@ -96,15 +100,69 @@ def env_name(env: EnvSpec) -> str:
     return getattr(env, "__name__", type(env).__name__)
 
 
+class FrameStack(NamedTuple):
+    """Observations that are stacks of the env's last frames (gymnasium's ``FrameStackObservation``)."""
+
+    size: int
+    """Frames in one observation, stacked along its first axis."""
+    padding: Literal["reset", "zero"]
+    """What fills the stack of a new episode: its first frame repeated, or zeros."""
+
+
+class EnvTraits(NamedTuple):
+    """What the rest of the library needs to know of an environment, read from one instance of it."""
+
+    observation_space: gym.Space
+    action_space: gym.Space
+    frame_stack: FrameStack | None
+    """Set when each observation is the previous one shifted by one new frame (within an episode)."""
+    records_episodes: bool
+    """The env reports its episodes itself (gymnasium's ``RecordEpisodeStatistics`` in ``info["episode"]``),
+    beneath wrappers that change rewards or episode ends for training, such as :class:`AtariPreset`'s."""
+
+
+def _frame_stack(env: gym.Env) -> FrameStack | None:
+    """The outermost wrapper's frame stack, when no wrapper above it changes the observations."""
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, gym.wrappers.FrameStackObservation):
+            padding = env.padding_type
+            return FrameStack(env.stack_size, padding) if padding in ("reset", "zero") else None
+        if isinstance(env, gym.ObservationWrapper) or env.observation_space != env.env.observation_space:
+            return None
+        env = env.env
+    return None
+
+
+def _records_episodes(env: gym.Env) -> bool:
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, gym.wrappers.RecordEpisodeStatistics):
+            return True
+        env = env.env
+    return False
+
+
+def probe_env(env: EnvSpec, env_kwargs: dict[str, Any] | None = None, wrappers: Sequence[Wrapper] = ()) -> EnvTraits:
+    """The spaces and traits of one environment, as the vector env's sub-envs will have them."""
+    single = _single_env_factory(env, dict(env_kwargs or {}), wrappers)()
+    try:
+        return EnvTraits(single.observation_space, single.action_space, _frame_stack(single), _records_episodes(single))
+    finally:
+        single.close()
+
+
 def probe_spaces(
     env: EnvSpec, env_kwargs: dict[str, Any] | None = None, wrappers: Sequence[Wrapper] = ()
 ) -> tuple[gym.Space, gym.Space]:
     """The (observation, action) spaces of one environment, as the vector env's sub-envs will have them."""
-    single = _single_env_factory(env, dict(env_kwargs or {}), wrappers)()
-    try:
-        return single.observation_space, single.action_space
-    finally:
-        single.close()
+    traits = probe_env(env, env_kwargs, wrappers)
+    return traits.observation_space, traits.action_space
+
+
+def evaluation_wrappers(wrappers: Sequence[Wrapper]) -> list[Wrapper]:
+    """The wrappers of evaluation envs: a wrapper with a ``for_evaluation()`` method (such as
+    :class:`~rl_lightning.envs.AtariPreset`, whose life-loss episode ends and clipped rewards are for training
+    only) is replaced by what that method returns."""
+    return [wrap.for_evaluation() if hasattr(wrap, "for_evaluation") else wrap for wrap in wrappers]
 
 
 def make_vector_env(
