@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from rl_lightning import seeding
 from rl_lightning.algos.base import DEFAULT_EPOCH_STEPS, RLAlgorithm
-from rl_lightning.buffers import ReplayBuffer
+from rl_lightning.buffers import FrameStackReplayBuffer, ReplayBuffer
 from rl_lightning.data import ReplayDataset
 from rl_lightning.envs import EnvSpec, torch_dtype
 from rl_lightning.errors import ConfigurationError, check_hyperparameters
@@ -101,19 +101,25 @@ class OffPolicyAlgorithm(RLAlgorithm):
             self.buffer = self.make_buffer(self.buffer_device or self.trainer.strategy.root_device)
 
     def make_buffer(self, device: torch.device | str) -> ReplayBuffer:
-        """The replay buffer (called once, when fitting starts): uniform replay; override for another kind."""
-        return ReplayBuffer(
-            self.buffer_size,
-            self.observation_space.shape,
-            torch_dtype(self.observation_space),
-            self.action_shape(),
-            torch_dtype(self.action_space),
-            num_envs=self.num_envs,
-            n_step=self.n_step,
-            gamma=self.gamma,
-            device=device,
-            seed=seeding.stream_seed(self.seed, "replay", self.global_rank),
-        )
+        """The replay buffer (called once, when fitting starts): uniform replay, storing each frame once where the
+        observations are frame stacks (:class:`~rl_lightning.buffers.FrameStackReplayBuffer`); override for
+        another kind."""
+        space, stack = self.observation_space, self.env_traits.frame_stack
+        replay = {
+            "action_shape": self.action_shape(),
+            "action_dtype": torch_dtype(self.action_space),
+            "num_envs": self.num_envs,
+            "n_step": self.n_step,
+            "gamma": self.gamma,
+            "device": device,
+            "seed": seeding.stream_seed(self.seed, "replay", self.global_rank),
+        }
+        if stack is not None and stack.size > 1:
+            frame_shape = space.shape[1:]
+            return FrameStackReplayBuffer(
+                self.buffer_size, frame_shape, torch_dtype(space), stack.size, stack.padding, **replay
+            )
+        return ReplayBuffer(self.buffer_size, space.shape, torch_dtype(space), **replay)
 
     @torch.no_grad()
     def uniform_actions(self, batch: int, action_dim: int, device: torch.device) -> Tensor:
