@@ -18,7 +18,14 @@ from rl_lightning.nets.distributional import (
     quantile_midpoints,
     quantile_q_values,
 )
-from rl_lightning.nets.encoders import FlattenEncoder, NatureCNN, OneHotEncoder, is_image_space, make_encoder
+from rl_lightning.nets.encoders import (
+    FlattenEncoder,
+    NatureCNN,
+    OneHotEncoder,
+    SmallImageCNN,
+    is_image_space,
+    make_encoder,
+)
 from rl_lightning.nets.mlp import mlp
 from rl_lightning.nets.noisy import NoisyLinear, noise_disabled, reset_noise
 from rl_lightning.nets.normalization import RunningMeanStd
@@ -58,6 +65,7 @@ __all__ = [
     "QNetwork",
     "QuantileQNetwork",
     "RunningMeanStd",
+    "SmallImageCNN",
     "SquashedGaussianActor",
     "action_dim",
     "build_critic",
