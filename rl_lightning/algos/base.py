@@ -55,7 +55,6 @@ from rl_lightning.envs import (
     Vectorization,
     Wrapper,
     env_name,
-    evaluation_wrappers,
     make_vector_env,
     probe_env,
 )
@@ -151,15 +150,16 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, Lightni
     def make_env(
         self, num_envs: int, render_mode: str | None = None, evaluation: bool = False
     ) -> gym.vector.VectorEnv:
-        """A vector env of this module's environment; with ``evaluation``, its wrappers' evaluation variants
-        (:func:`~rl_lightning.envs.evaluation_wrappers`: e.g. whole Atari games with unclipped rewards)."""
+        """A vector env of this module's environment; with ``evaluation``, its training-only wrappers switched off
+        (:class:`~rl_lightning.envs.TrainingSignal`: whole Atari games with the game's own rewards)."""
         return make_vector_env(
             self.env_spec,
             num_envs,
             vectorization=self.vectorization,
             env_kwargs=self.env_kwargs,
-            wrappers=evaluation_wrappers(self.wrappers) if evaluation else self.wrappers,
+            wrappers=self.wrappers,
             render_mode=render_mode,
+            evaluation=evaluation,
         )
 
     def make_collector(self, num_envs: int, device: torch.device, evaluation: bool = False) -> Collector:

@@ -1,6 +1,6 @@
 """Environments: vector envs from an id, class or factory; Atari and MinAtar; seeding; space checks; saving state."""
 
-from rl_lightning.envs.atari import AtariPreset, MinAtarPreset, register_pixel_envs
+from rl_lightning.envs.atari import AtariPreset, MinAtarPreset, TrainingSignal, for_evaluation, register_pixel_envs
 from rl_lightning.envs.factory import (
     EnvSpec,
     EnvTraits,
@@ -10,7 +10,6 @@ from rl_lightning.envs.factory import (
     check_env_id,
     env_name,
     env_seeds,
-    evaluation_wrappers,
     make_vector_env,
     probe_env,
     probe_spaces,
@@ -31,6 +30,7 @@ __all__ = [
     "EnvTraits",
     "FrameStack",
     "MinAtarPreset",
+    "TrainingSignal",
     "Vectorization",
     "Wrapper",
     "check_bounded_box_actions",
@@ -39,7 +39,7 @@ __all__ = [
     "check_observation_space",
     "env_name",
     "env_seeds",
-    "evaluation_wrappers",
+    "for_evaluation",
     "load_vector_env_state",
     "make_vector_env",
     "probe_env",

@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from rl_lightning.envs.atari import register_pixel_envs
+from rl_lightning.envs.atari import for_evaluation, register_pixel_envs
 from rl_lightning.errors import ConfigurationError
 
 EnvSpec = str | type[gym.Env] | Callable[[], gym.Env]
@@ -56,9 +56,10 @@ def check_env_id(env_id: str) -> str:
 
 
 def _single_env_factory(
-    env: EnvSpec, env_kwargs: dict[str, Any], wrappers: Sequence[Wrapper]
+    env: EnvSpec, env_kwargs: dict[str, Any], wrappers: Sequence[Wrapper], evaluation: bool = False
 ) -> Callable[[], gym.Env]:
-    """A zero-argument callable building one (wrapped) environment."""
+    """A zero-argument callable building one (wrapped) environment; for ``evaluation``, with its
+    :class:`~rl_lightning.envs.atari.TrainingSignal` wrappers switched off (in the process that builds it)."""
     if isinstance(env, str):
         check_env_id(env)
 
@@ -70,7 +71,7 @@ def _single_env_factory(
             made = gym.make(env, **env_kwargs)
             for wrap in wrappers:
                 made = wrap(made)
-            return made
+            return for_evaluation(made) if evaluation else made
 
     elif callable(env):
 
@@ -83,7 +84,7 @@ def _single_env_factory(
                 )
             for wrap in wrappers:
                 made = wrap(made)
-            return made
+            return for_evaluation(made) if evaluation else made
 
     else:
         raise ConfigurationError(
@@ -158,13 +159,6 @@ def probe_spaces(
     return traits.observation_space, traits.action_space
 
 
-def evaluation_wrappers(wrappers: Sequence[Wrapper]) -> list[Wrapper]:
-    """The wrappers of evaluation envs: a wrapper with a ``for_evaluation()`` method (such as
-    :class:`~rl_lightning.envs.AtariPreset`, whose life-loss episode ends and clipped rewards are for training
-    only) is replaced by what that method returns."""
-    return [wrap.for_evaluation() if hasattr(wrap, "for_evaluation") else wrap for wrap in wrappers]
-
-
 def make_vector_env(
     env: EnvSpec,
     num_envs: int = 1,
@@ -173,6 +167,7 @@ def make_vector_env(
     env_kwargs: dict[str, Any] | None = None,
     wrappers: Sequence[Wrapper] = (),
     render_mode: str | None = None,
+    evaluation: bool = False,
 ) -> VectorEnv:
     """A gymnasium vector env in NEXT_STEP autoreset mode with ``num_envs`` copies of ``env``.
 
@@ -185,6 +180,8 @@ def make_vector_env(
         env_kwargs: keyword arguments for the env's constructor.
         wrappers: callables applied, in order, to each sub-environment (not with ``"native"``).
         render_mode: passed to the env's constructor, e.g. ``"rgb_array"`` for videos.
+        evaluation: switch off the wrappers that change the training signal only
+            (:class:`~rl_lightning.envs.atari.TrainingSignal`: Atari's life-loss episode ends and clipped rewards).
     """
     if num_envs < 1:
         raise ConfigurationError(f"num_envs={num_envs} must be at least 1.")
@@ -206,7 +203,7 @@ def make_vector_env(
             check_env_id(env), num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs
         )
     elif vectorization in ("sync", "async"):
-        factory = _single_env_factory(env, kwargs, wrappers)
+        factory = _single_env_factory(env, kwargs, wrappers, evaluation)
         vector_cls = gym.vector.SyncVectorEnv if vectorization == "sync" else gym.vector.AsyncVectorEnv
         vector_env = vector_cls([factory] * num_envs, autoreset_mode=AutoresetMode.NEXT_STEP)
     else:

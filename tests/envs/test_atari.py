@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rl_lightning.data import Collector
-from rl_lightning.envs import AtariPreset, MinAtarPreset, evaluation_wrappers, make_vector_env, probe_env
+from rl_lightning.envs import AtariPreset, MinAtarPreset, make_vector_env, probe_env
 from rl_lightning.envs import atari as atari_module
 from rl_lightning.errors import ConfigurationError
 
@@ -16,7 +16,7 @@ BREAKOUT = {"env": "ALE/Breakout-v5", "env_kwargs": {"frameskip": 1}}
 
 
 def test_an_ale_id_works_without_user_code_and_the_preset_gives_stacked_gray_frames() -> None:
-    traits = probe_env(BREAKOUT["env"], BREAKOUT["env_kwargs"], [AtariPreset()])
+    traits = probe_env(BREAKOUT["env"], BREAKOUT["env_kwargs"], [AtariPreset])
     assert traits.observation_space == gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
     assert traits.frame_stack == (4, "reset")
     assert traits.records_episodes
@@ -36,14 +36,16 @@ def test_a_missing_extra_names_the_extra_to_install(monkeypatch: pytest.MonkeyPa
 
 def test_a_v5_env_that_skips_frames_itself_is_refused_with_the_fix() -> None:
     with pytest.raises(ConfigurationError, match=r"env_kwargs=\{'frameskip': 1\}"):
-        probe_env("ALE/Breakout-v5", None, [AtariPreset()])
+        probe_env("ALE/Breakout-v5", None, [AtariPreset])
     with pytest.raises(ConfigurationError, match="Atari envs"):
-        probe_env("CartPole-v1", None, [AtariPreset()])
+        probe_env("CartPole-v1", None, [AtariPreset])
 
 
-def play(wrappers: list, steps: int) -> tuple[int, np.ndarray, np.ndarray]:
+def play(evaluation: bool, steps: int) -> tuple[int, np.ndarray, np.ndarray]:
     """Random play of Breakout on 2 envs: episode ends seen by the learner, and the games the collector reports."""
-    vector_env = make_vector_env(BREAKOUT["env"], 2, env_kwargs=BREAKOUT["env_kwargs"], wrappers=wrappers)
+    vector_env = make_vector_env(
+        BREAKOUT["env"], 2, env_kwargs=BREAKOUT["env_kwargs"], wrappers=[AtariPreset], evaluation=evaluation
+    )
     collector = Collector(vector_env, env_records=True)
     collector.reset(seed=0)
     generator = torch.Generator().manual_seed(0)
@@ -57,21 +59,29 @@ def play(wrappers: list, steps: int) -> tuple[int, np.ndarray, np.ndarray]:
 
 
 def test_lives_end_training_episodes_but_whole_games_are_reported_and_evaluated() -> None:
-    preset = AtariPreset()
-    training_ends, training_returns, _ = play([preset], 400)
-    evaluation_ends, evaluation_returns, _ = play(evaluation_wrappers([preset]), 400)
+    training_ends, training_returns, _ = play(False, 400)
+    evaluation_ends, evaluation_returns, _ = play(True, 400)
     # Breakout has 5 lives: the learner sees about 5 episode ends per reported game in training, one in evaluation.
     assert len(training_returns) >= 2 and training_ends >= 4 * len(training_returns)
     assert len(evaluation_returns) >= 2 and evaluation_ends == len(evaluation_returns)
-    assert evaluation_wrappers([preset])[0] == AtariPreset(terminal_on_life_loss=False, clip_rewards=False)
 
 
-def test_sign_reward_clips_for_training() -> None:
-    assert [atari_module.SignReward.reward(None, r) for r in (-3.0, 0.0, 7.0)] == [-1.0, 0.0, 1.0]
+def test_rewards_are_clipped_in_training_only() -> None:
+    rewards = {}
+    for evaluation in (False, True):
+        vector_env = make_vector_env(
+            "ALE/Pong-v5", 1, env_kwargs={"frameskip": 1}, wrappers=[AtariPreset], evaluation=evaluation
+        )
+        clipper = vector_env.envs[0].env.env  # the preset, then its frame stack, then the clipper
+        vector_env.close()
+        assert isinstance(clipper, atari_module.SignReward)
+        clipper.env.step = lambda action: (None, 21.0, False, False, {})  # a game's score, more than 1
+        rewards[evaluation] = clipper.step(0)[1]
+    assert rewards == {False: 1.0, True: 21.0}
 
 
 def test_minatar_by_id_as_channels_first_uint8_images() -> None:
-    vector_env = make_vector_env("MinAtar/Breakout-v1", 1, wrappers=[MinAtarPreset()])
+    vector_env = make_vector_env("MinAtar/Breakout-v1", 1, wrappers=[MinAtarPreset])
     observations, _ = vector_env.reset(seed=0)
     vector_env.close()
     assert observations.shape == (1, 4, 10, 10) and observations.dtype == np.uint8
