@@ -44,7 +44,7 @@ NATURE_CNN_MIN_SIDE = 36
 
 def _check_image_layout(space: gym.spaces.Box) -> None:
     channels, height, width = space.shape
-    if channels > 4 and space.shape[2] <= 4 and height > 4 and width > 4:
+    if channels > 4 and height > 4 and width <= 4:
         raise ConfigurationError(
             f"image observations of shape {space.shape} look channels-last (H, W, C); the CNN takes channels-first "
             f"(C, H, W). Move the channel axis first with a wrapper (for Atari, use wrappers: "
@@ -111,6 +111,7 @@ class SmallImageCNN(nn.Module):
 def make_encoder(space: gym.Space) -> nn.Module:
     """The default encoder of ``space``; its ``out_features`` is the width of the features."""
     if is_image_space(space):
+        _check_image_layout(space)
         if min(space.shape[1:]) >= NATURE_CNN_MIN_SIDE:
             return NatureCNN(space)
         return SmallImageCNN(space)
