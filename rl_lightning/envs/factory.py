@@ -135,6 +135,7 @@ def _frame_stack(env: gym.Env) -> FrameStack | None:
 
 
 def _records_episodes(env: gym.Env) -> bool:
+    """Whether a wrapper of ``env`` is gymnasium's ``RecordEpisodeStatistics``."""
     while isinstance(env, gym.Wrapper):
         if isinstance(env, gym.wrappers.RecordEpisodeStatistics):
             return True
