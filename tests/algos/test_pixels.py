@@ -49,17 +49,18 @@ def test_the_nature_cnn_refuses_frames_too_small_for_its_convolutions() -> None:
 
 
 @pytest.mark.learning
-def test_dqn_learns_minatar_breakout_within_30k_env_steps() -> None:
-    """30,000 env steps of MinAtar Breakout with the default small-image CNN: deterministic evaluation (10 episodes)
-    scores at least 3, where random play scores under 1 (its training episodes average 0.77 over the first 20k
-    steps of this run). About 100 s of CPU time on one thread (measured on a shared machine, 97 s for 33k steps)."""
+def test_dqn_learns_minatar_breakout_within_24k_env_steps() -> None:
+    """24,000 env steps (4 envs) of MinAtar Breakout with the default small-image CNN: deterministic evaluation
+    (10 episodes) scores at least 2.5, where random play scores under 1 (this run's training episodes, mostly
+    random, average 0.64 over the first 16k steps). Measured: 3.5 at 24k; 49 s of CPU time on one thread,
+    startup and three evaluations included."""
     dqn = DQN(
         "MinAtar/Breakout-v1", wrappers=[MinAtarPreset], hidden_sizes=(), learning_rate=1e-3, batch_size=64,
         buffer_size=50_000, learning_starts=1000, train_freq=4, gradient_steps=1, target_update_interval=500,
-        exploration_fraction=0.4, exploration_final_eps=0.05, total_timesteps=30_000, steps_per_epoch=10_000,
-        eval_episodes=10, eval_envs=5, seed=0,
+        exploration_fraction=0.5, exploration_final_eps=0.05, total_timesteps=24_000, steps_per_epoch=8000,
+        eval_episodes=10, eval_envs=5, num_envs=4, seed=0,
     )
     run = trainer()
     run.fit(dqn)
-    assert dqn.env_steps == 30_000
-    assert run.callback_metrics["val/return_mean"] >= 3.0
+    assert dqn.env_steps == 24_000
+    assert run.callback_metrics["val/return_mean"] >= 2.5
