@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from jsonargparse import ArgumentParser
 from lightning.pytorch import Trainer
 from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import ProgressBar
@@ -33,7 +34,7 @@ from rl_lightning.algos.checkpointing import (
 from rl_lightning.algos.compat import quiet_lightning_warnings
 from rl_lightning.callbacks import RLProgressBar, record_episodes
 from rl_lightning.callbacks.video import RenderError, check_video_writer
-from rl_lightning.data import Collector, evaluate_policy
+from rl_lightning.data import evaluate_policy
 from rl_lightning.errors import ConfigurationError
 from rl_lightning.runs import (
     Resume,
@@ -302,9 +303,39 @@ def load_algorithm(ckpt_path: str, device: str = "cpu", weights_only: bool = Tru
     algorithm_class = getattr(__import__(module_name, fromlist=[class_name]), class_name)
     # LightningCLI adds private keys such as `_class_path` beside the constructor's arguments.
     hyperparameters = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
-    algorithm = algorithm_class(**hyperparameters)
+    algorithm = _build_algorithm(algorithm_class, hyperparameters, ckpt_path, weights_only)
     algorithm.load_state_dict(checkpoint["state_dict"])
     return algorithm.to(device).eval()
+
+
+def _class_paths(value: Any) -> list[str]:
+    """The ``class_path`` of every config (``{class_path, init_args}``) nested in ``value``."""
+    if isinstance(value, dict):
+        own = [value["class_path"]] if isinstance(value.get("class_path"), str) else []
+        return own + [path for item in value.values() for path in _class_paths(item)]
+    if isinstance(value, list | tuple):
+        return [path for item in value for path in _class_paths(item)]
+    return []
+
+
+def _build_algorithm(
+    algorithm_class: type[RLAlgorithm], hyperparameters: dict[str, Any], ckpt_path: str, weights_only: bool
+) -> RLAlgorithm:
+    """The algorithm from its saved hyperparameters. ``rl-lightning fit`` saves arguments given as configs
+    (``class_path`` / ``init_args``: wrappers such as AtariPreset, networks) as those configs: they are built as
+    the CLI built them."""
+    class_paths = _class_paths(hyperparameters)
+    if not class_paths:
+        return algorithm_class(**hyperparameters)
+    foreign = [path for path in class_paths if path.partition(".")[0] not in ("rl_lightning", "gymnasium")]
+    if weights_only and foreign:
+        raise ConfigurationError(
+            f"checkpoint {ckpt_path} builds {', '.join(foreign)}, from outside rl-lightning and gymnasium; importing "
+            f"it runs its module's code. If you trust the checkpoint, pass --weights_only false."
+        )
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(algorithm_class, "model", fail_untyped=False)
+    return parser.instantiate(parser.parse_object({"model": hyperparameters})).model
 
 
 def evaluate(argv: Sequence[str]) -> None:
@@ -346,8 +377,7 @@ def evaluate(argv: Sequence[str]) -> None:
         except RenderError as error:
             print(f"rl-lightning: warning: {error}; evaluating without videos.", file=sys.stderr)
     if episodes is None:
-        eval_env = algorithm.make_env(min(args.num_envs, args.episodes), device=args.device)
-        collector = Collector(eval_env, args.device)
+        collector = algorithm.make_collector(min(args.num_envs, args.episodes), args.device, evaluation=True)
         try:
             episodes = evaluate_policy(algorithm, collector, args.episodes, args.seed)
         finally:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from rl_lightning.cli import main
+from rl_lightning import PPO, ConfigurationError
+from rl_lightning.cli import _build_algorithm, main
 
 CONFIG = str(Path(__file__).resolve().parents[1] / "experiments" / "dqn_cartpole.yaml")
 TINY = [
@@ -113,3 +114,14 @@ def test_print_config_holds_every_run_argument(capsys):
     printed = capsys.readouterr().out
     for line in ("num_envs: 2", "seed: 0", "eval_envs:", "save_buffer: true", "learning_rate: 0.0023"):
         assert line in printed, line
+
+
+def test_a_checkpoint_with_wrappers_given_as_configs_builds_them_for_evaluate():
+    """`rl-lightning fit` saves `wrappers: [{class_path, init_args}]` as that config (the Atari and MinAtar configs);
+    evaluate builds it again, and refuses, without --weights_only false, a class from outside."""
+    preset = {"class_path": "rl_lightning.envs.MinAtarPreset", "init_args": {"max_episode_steps": 100}}
+    ppo = _build_algorithm(PPO, {"env": "MinAtar/Breakout-v1", "wrappers": [preset]}, "run.ckpt", weights_only=True)
+    assert ppo.observation_space.shape == (4, 10, 10)
+    foreign = {"class_path": "some_package.Wrapper"}
+    with pytest.raises(ConfigurationError, match=r"some_package\.Wrapper"):
+        _build_algorithm(PPO, {"env": "MinAtar/Breakout-v1", "wrappers": [foreign]}, "run.ckpt", weights_only=True)

@@ -207,3 +207,36 @@ if TORCH_COUNTING_ID not in TORCH_ENVS:
     register_torch_env(TORCH_COUNTING_ID, TorchCountingEnv)
 if INVALID_ACTION_ID not in gym.registry:
     gym.register(INVALID_ACTION_ID, entry_point=InvalidActionEnv)
+
+
+class RandomFramesEnv(gym.Env):
+    """Random uint8 frames of shape ``(2, 3)``; each step terminates with probability ``termination_probability``."""
+
+    observation_space = gym.spaces.Box(0, 255, (2, 3), np.uint8)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, termination_probability: float = 0.1) -> None:
+        self.termination_probability = termination_probability
+
+    def _frame(self) -> np.ndarray:
+        return self.np_random.integers(0, 256, (2, 3), dtype=np.uint8)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        return self._frame(), {}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        terminated = bool(self.np_random.random() < self.termination_probability)
+        return self._frame(), float(self.np_random.normal()), terminated, False, {}
+
+
+def stacked_frames_vector_env(
+    num_envs: int, stack_size: int, padding: str, termination_probability: float = 0.1, truncate_at: int = 12
+) -> SyncVectorEnv:
+    """A NEXT_STEP vector env of ``RandomFramesEnv``s under gymnasium's ``FrameStackObservation`` (and a time limit)."""
+
+    def build() -> gym.Env:
+        env = gym.wrappers.TimeLimit(RandomFramesEnv(termination_probability), max_episode_steps=truncate_at)
+        return gym.wrappers.FrameStackObservation(env, stack_size, padding_type=padding)
+
+    return SyncVectorEnv([build] * num_envs, autoreset_mode=AutoresetMode.NEXT_STEP)

@@ -52,7 +52,7 @@ from rl_lightning.algos.metrics import EpisodeStatistics, EpochMeans
 from rl_lightning.algos.optimization import Optimization
 from rl_lightning.algos.reporting import Reporting
 from rl_lightning.data import Collector, PolicyState
-from rl_lightning.envs import EnvSpec, TorchVectorEnv, Vectorization, Wrapper, env_name, make_vector_env, probe_spaces
+from rl_lightning.envs import EnvSpec, TorchVectorEnv, Vectorization, Wrapper, env_name, make_vector_env, probe_env
 from rl_lightning.errors import check_choice, check_hyperparameters
 
 DEFAULT_EPOCH_STEPS = 10_000
@@ -117,9 +117,8 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, ActionM
         self.total_timesteps, self.steps_per_epoch = total_timesteps, steps_per_epoch or DEFAULT_EPOCH_STEPS
         self.vectorization, self.env_kwargs, self.wrappers = vectorization, dict(env_kwargs or {}), list(wrappers)
         self.eval_episodes, self.eval_envs = eval_episodes, eval_envs
-        self.observation_space, self.action_space = probe_spaces(
-            env, self.env_kwargs, self.wrappers, vectorization=vectorization
-        )
+        self.env_traits = probe_env(env, self.env_kwargs, self.wrappers, vectorization=vectorization)
+        self.observation_space, self.action_space = self.env_traits.observation_space, self.env_traits.action_space
 
         self.env_steps = 0
         self.collector: Collector | None = None
@@ -150,10 +149,11 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, ActionM
             yield
 
     def make_env(
-        self, num_envs: int, render_mode: str | None = None, device: torch.device | str | None = None
+        self, num_envs: int, render_mode: str | None = None, evaluation: bool = False,
+        device: torch.device | str | None = None,
     ) -> gym.vector.VectorEnv | TorchVectorEnv:
-        """A vector env of this module's environment; a torch env's tensors live on ``device`` (default: the
-        module's)."""
+        """A vector env of this module's environment: a torch env's tensors on ``device`` (default: the module's);
+        with ``evaluation``, its training-only wrappers off (:class:`~rl_lightning.envs.TrainingSignal`)."""
         return make_vector_env(
             self.env_spec,
             num_envs,
@@ -162,7 +162,13 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, ActionM
             wrappers=self.wrappers,
             render_mode=render_mode,
             device=self.device if device is None else device,
+            evaluation=evaluation,
         )
+
+    def make_collector(self, num_envs: int, device: torch.device, evaluation: bool = False) -> Collector:
+        """A collector over :meth:`make_env`'s vector env, reading episodes from the env where it records them."""
+        vector_env = self.make_env(num_envs, evaluation=evaluation, device=device)
+        return Collector(vector_env, device, env_records=self.env_traits.records_episodes)
 
     # ----------------------------------------------------------------------------------------- the policy contract
     def act(self, observations: Tensor, deterministic: bool = False) -> Tensor:
@@ -205,14 +211,13 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, ActionM
             expect_unused_parameters(strategy)
         device, rank = strategy.root_device, self.global_rank
         if stage == "fit" and self.collector is None:
-            self.collector = Collector(self.make_env(self.num_envs, device=device), device)
+            self.collector = self.make_collector(self.num_envs, device)
             self.collector.reset(self.seed, rank)
             if self.collector.action_masks is not None:
                 self.check_action_masks(self.collector.action_masks)  # before anything is trained or written
             self.generator = seeding.generator(self.seed, "exploration", rank, device)
         if stage in ("fit", "validate") and self.eval_collector is None and self.eval_share() > 0:
-            eval_envs = min(self.eval_envs, self.eval_share())
-            self.eval_collector = Collector(self.make_env(eval_envs, device=device), device)
+            self.eval_collector = self.make_collector(min(self.eval_envs, self.eval_share()), device, evaluation=True)
 
     def teardown(self, stage: str) -> None:
         for collector in (self.collector, self.eval_collector):

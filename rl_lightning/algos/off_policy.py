@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from rl_lightning import seeding
 from rl_lightning.algos.base import DEFAULT_EPOCH_STEPS, RLAlgorithm
-from rl_lightning.buffers import PrioritizedReplayBuffer, ReplayBatch, ReplayBuffer
+from rl_lightning.buffers import FrameStackReplayBuffer, PrioritizedReplayBuffer, ReplayBatch, ReplayBuffer
 from rl_lightning.data import ReplayDataset
 from rl_lightning.envs import EnvSpec, torch_dtype
 from rl_lightning.errors import ConfigurationError, check_hyperparameters
@@ -120,22 +120,34 @@ class OffPolicyAlgorithm(RLAlgorithm):
 
     def make_buffer(self, device: torch.device | str) -> ReplayBuffer:
         """The replay buffer (called once, when fitting starts, after the training envs are reset): uniform or
-        prioritized; override for another kind, passing it :meth:`action_mask_size`."""
-        prioritized = {"alpha": self.prioritized_alpha, "beta": self.prioritized_beta}
-        return (PrioritizedReplayBuffer if self.prioritized_replay else ReplayBuffer)(
-            self.buffer_size,
-            self.observation_space.shape,
-            torch_dtype(self.observation_space),
-            self.action_shape(),
-            torch_dtype(self.action_space),
-            num_envs=self.num_envs,
-            n_step=self.n_step,
-            gamma=self.gamma,
-            device=device,
-            seed=seeding.stream_seed(self.seed, "replay", self.global_rank),
-            action_mask_size=self.action_mask_size(),
-            **(prioritized if self.prioritized_replay else {}),
-        )
+        prioritized, storing each frame once where the observations are frame stacks
+        (:class:`~rl_lightning.buffers.FrameStackReplayBuffer`); override for another kind, passing it
+        :meth:`action_mask_size`."""
+        space, stack = self.observation_space, self.env_traits.frame_stack
+        replay = {
+            "action_shape": self.action_shape(),
+            "action_dtype": torch_dtype(self.action_space),
+            "num_envs": self.num_envs,
+            "n_step": self.n_step,
+            "gamma": self.gamma,
+            "device": device,
+            "seed": seeding.stream_seed(self.seed, "replay", self.global_rank),
+        }
+        if stack is not None and stack.size > 1:
+            if self.prioritized_replay or self.action_mask_size() is not None:
+                raise ConfigurationError(
+                    "the frame-stack replay buffer (chosen for frame-stacked observations) takes neither prioritized "
+                    "replay nor action masks yet: drop prioritized_replay, or the env's action masks."
+                )
+            frame_shape = space.shape[1:]
+            return FrameStackReplayBuffer(
+                self.buffer_size, frame_shape, torch_dtype(space), stack.size, stack.padding, **replay
+            )
+        replay["action_mask_size"] = self.action_mask_size()
+        if self.prioritized_replay:
+            prioritized = {"alpha": self.prioritized_alpha, "beta": self.prioritized_beta}
+            return PrioritizedReplayBuffer(self.buffer_size, space.shape, torch_dtype(space), **replay, **prioritized)
+        return ReplayBuffer(self.buffer_size, space.shape, torch_dtype(space), **replay)
 
     def replay_loss(self, batch: ReplayBatch, losses: Tensor) -> Tensor:
         """The mean of the batch's per-transition ``losses`` (or ``losses`` if already a mean), importance-weighted

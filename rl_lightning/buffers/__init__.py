@@ -1,8 +1,17 @@
-"""Buffers of preallocated tensors: replay (uniform, n-step, prioritized), rollout (GAE)."""
+"""Buffers of preallocated tensors: replay (uniform, n-step, prioritized, frame-stack), rollout (GAE)."""
 
+from rl_lightning.buffers.frame_stack import FrameStackReplayBuffer
 from rl_lightning.buffers.prioritized import PrioritizedReplayBuffer
 from rl_lightning.buffers.replay import ReplayBatch, ReplayBuffer
 from rl_lightning.buffers.rollout import RolloutBatch, RolloutBuffer
 from rl_lightning.buffers.sum_tree import SumTree
 
-__all__ = ["PrioritizedReplayBuffer", "ReplayBatch", "ReplayBuffer", "RolloutBatch", "RolloutBuffer", "SumTree"]
+__all__ = [
+    "FrameStackReplayBuffer",
+    "PrioritizedReplayBuffer",
+    "ReplayBatch",
+    "ReplayBuffer",
+    "RolloutBatch",
+    "RolloutBuffer",
+    "SumTree",
+]

@@ -55,7 +55,7 @@ def open_render_env(algorithm: RLAlgorithm, seed: int) -> VectorEnv:
     """
     vector_env = None
     try:
-        vector_env = algorithm.make_env(1, render_mode="rgb_array")
+        vector_env = algorithm.make_env(1, render_mode="rgb_array", evaluation=True)
         vector_env.reset(seed=seed)
         _first_frame(vector_env)
     except Exception as error:  # whatever fails here, constructor or render(), the cause is the render mode
@@ -130,7 +130,8 @@ def record_episodes(algorithm: RLAlgorithm, paths: Sequence[Path], seed: int, fp
         ConfigurationError: no mp4 encoder is installed.
     """
     check_video_writer()
-    collector = Collector(_EpisodeRecorder(open_render_env(algorithm, seed), paths, fps), algorithm.device)
+    recorder = _EpisodeRecorder(open_render_env(algorithm, seed), paths, fps)
+    collector = Collector(recorder, algorithm.device, env_records=algorithm.env_traits.records_episodes)
     try:
         with torch.no_grad():
             return evaluate_policy(algorithm, collector, len(paths), seed)

@@ -105,10 +105,17 @@ class Collector:
         vector_env: the environments to step.
         device: where observations are placed for the policy (the module's device); a torch env's tensors must
             live there already.
+        env_records: report the episodes a numpy env records itself (gymnasium's ``RecordEpisodeStatistics``,
+            ``info["episode"]``) instead of summing the rewards seen here: where wrappers above the recorder
+            change the training signal (Atari's life-loss episode ends and clipped rewards), the env's records
+            are the whole games with their own rewards.
     """
 
-    def __init__(self, vector_env: VectorEnv | TorchVectorEnv, device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self, vector_env: VectorEnv | TorchVectorEnv, device: torch.device | str = "cpu", env_records: bool = False
+    ) -> None:
         self.env = vector_env
+        self.env_records = env_records
         self.num_envs = vector_env.num_envs
         self.device = torch.device(device)
         self._on_cpu = self.device.type == "cpu"
@@ -228,10 +235,15 @@ class Collector:
         np.add(self._episode_returns, rewards, out=self._episode_returns, where=valid)
         self._episode_lengths += valid
         done = terminations | truncations
+        if self.env_records and "_episode" in infos:
+            recorded = np.flatnonzero(infos["_episode"])
+            returns, lengths = infos["episode"]["r"][recorded], infos["episode"]["l"][recorded]
+            self._finished.append((recorded, returns.astype(np.float64), lengths.astype(np.int64)))
         if done.any():
             ended = np.flatnonzero(done)
-            # Indexing with an index array copies already.
-            self._finished.append((ended, self._episode_returns[ended], self._episode_lengths[ended]))
+            if not self.env_records:
+                # Indexing with an index array copies already.
+                self._finished.append((ended, self._episode_returns[ended], self._episode_lengths[ended]))
             self._episode_returns[ended] = 0.0
             self._episode_lengths[ended] = 0
         observations = self._to_tensor(next_obs)

@@ -1,10 +1,13 @@
-"""Environments: vector envs from an id, class or factory (numpy and torch-native); seeding; space checks; saving
-their state."""
+"""Environments: vector envs from an id, class or factory (numpy and torch-native); Atari and MinAtar; seeding;
+space checks; saving their state."""
 
+from rl_lightning.envs.atari import AtariPreset, MinAtarPreset, TrainingSignal, for_evaluation, register_pixel_envs
 from rl_lightning.envs.classic_control import Acrobot, CartPole, MountainCar, MountainCarContinuous, Pendulum
 from rl_lightning.envs.factory import (
     TORCH_ENVS,
     EnvSpec,
+    EnvTraits,
+    FrameStack,
     TorchEnvFactory,
     TorchEnvSpec,
     Vectorization,
@@ -13,6 +16,7 @@ from rl_lightning.envs.factory import (
     env_name,
     env_seeds,
     make_vector_env,
+    probe_env,
     probe_spaces,
     register_torch_env,
     reset_vector_env,
@@ -36,15 +40,20 @@ __all__ = [
     "ACTION_SPACES",
     "TORCH_ENVS",
     "Acrobot",
+    "AtariPreset",
     "CartPole",
     "EnvSpec",
     "EnvStateError",
+    "EnvTraits",
+    "FrameStack",
+    "MinAtarPreset",
     "MountainCar",
     "MountainCarContinuous",
     "Pendulum",
     "TorchEnvFactory",
     "TorchEnvSpec",
     "TorchVectorEnv",
+    "TrainingSignal",
     "Vectorization",
     "Wrapper",
     "action_masks_of",
@@ -55,9 +64,12 @@ __all__ = [
     "check_observation_space",
     "env_name",
     "env_seeds",
+    "for_evaluation",
     "load_vector_env_state",
     "make_vector_env",
+    "probe_env",
     "probe_spaces",
+    "register_pixel_envs",
     "register_torch_env",
     "reset_vector_env",
     "seed_vector_env",

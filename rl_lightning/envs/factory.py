@@ -5,13 +5,14 @@ from __future__ import annotations
 import difflib
 import importlib
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 
+from rl_lightning.envs.atari import for_evaluation, register_pixel_envs
 from rl_lightning.envs.classic_control import Acrobot, CartPole, MountainCar, MountainCarContinuous, Pendulum
 from rl_lightning.envs.torch_vector import TorchVectorEnv
 from rl_lightning.errors import ConfigurationError
@@ -58,6 +59,7 @@ def _import_module_of(env_id: str) -> str:
 def check_env_id(env_id: str) -> str:
     """Return the registered id of ``env_id``; raise with close matches when it is unknown."""
     bare_id = _import_module_of(env_id)
+    register_pixel_envs(bare_id)
     if bare_id in gym.registry:
         return bare_id
     matches = difflib.get_close_matches(bare_id, list(gym.registry), n=3, cutoff=0.6)
@@ -143,9 +145,10 @@ def _build_torch_vector_env(
 
 
 def _single_env_factory(
-    env: EnvSpec, env_kwargs: dict[str, Any], wrappers: Sequence[Wrapper]
+    env: EnvSpec, env_kwargs: dict[str, Any], wrappers: Sequence[Wrapper], evaluation: bool = False
 ) -> Callable[[], gym.Env]:
-    """A zero-argument callable building one (wrapped) environment."""
+    """A zero-argument callable building one (wrapped) environment; for ``evaluation``, with its
+    :class:`~rl_lightning.envs.atari.TrainingSignal` wrappers switched off (in the process that builds it)."""
     if _is_torch_env_class(env):
         raise ConfigurationError(
             f"env={env.__name__} is a TorchVectorEnv, which steps its envs as a batch: build it with "
@@ -156,11 +159,13 @@ def _single_env_factory(
 
         def build() -> gym.Env:
             # The full 'module:EnvId' id, so that gymnasium imports the module again in a spawned subprocess
-            # (async vectorization), where the registration made in this process does not exist.
+            # (async vectorization), where the registration made in this process does not exist; Atari and
+            # MinAtar ids are registered there again for the same reason.
+            register_pixel_envs(env.rpartition(":")[2])
             made = gym.make(env, **env_kwargs)
             for wrap in wrappers:
                 made = wrap(made)
-            return made
+            return for_evaluation(made) if evaluation else made
 
     elif callable(env):
 
@@ -175,7 +180,7 @@ def _single_env_factory(
                 )
             for wrap in wrappers:
                 made = wrap(made)
-            return made
+            return for_evaluation(made) if evaluation else made
 
     else:
         raise ConfigurationError(
@@ -192,6 +197,71 @@ def env_name(env: EnvSpec) -> str:
     return getattr(env, "__name__", type(env).__name__)
 
 
+class FrameStack(NamedTuple):
+    """Observations that are stacks of the env's last frames (gymnasium's ``FrameStackObservation``)."""
+
+    size: int
+    """Frames in one observation, stacked along its first axis."""
+    padding: Literal["reset", "zero"]
+    """What fills the stack of a new episode: its first frame repeated, or zeros."""
+
+
+class EnvTraits(NamedTuple):
+    """What the rest of the library needs to know of an environment, read from one instance of it."""
+
+    observation_space: gym.Space
+    action_space: gym.Space
+    frame_stack: FrameStack | None
+    """Set when each observation is the previous one shifted by one new frame (within an episode)."""
+    records_episodes: bool
+    """The env reports its episodes itself (gymnasium's ``RecordEpisodeStatistics`` in ``info["episode"]``),
+    beneath wrappers that change rewards or episode ends for training, such as :class:`AtariPreset`'s."""
+
+
+def _frame_stack(env: gym.Env) -> FrameStack | None:
+    """The outermost wrapper's frame stack, when no wrapper above it changes the observations."""
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, gym.wrappers.FrameStackObservation):
+            padding = env.padding_type
+            return FrameStack(env.stack_size, padding) if padding in ("reset", "zero") else None
+        if isinstance(env, gym.ObservationWrapper) or env.observation_space != env.env.observation_space:
+            return None
+        env = env.env
+    return None
+
+
+def _records_episodes(env: gym.Env) -> bool:
+    """Whether a wrapper of ``env`` is gymnasium's ``RecordEpisodeStatistics``."""
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, gym.wrappers.RecordEpisodeStatistics):
+            return True
+        env = env.env
+    return False
+
+
+def probe_env(
+    env: EnvSpec | TorchEnvSpec,
+    env_kwargs: dict[str, Any] | None = None,
+    wrappers: Sequence[Wrapper] = (),
+    *,
+    vectorization: Vectorization = "sync",
+) -> EnvTraits:
+    """The spaces and traits of one environment, as the vector env's sub-envs will have them (with
+    ``vectorization="torch"`` or a ``TorchVectorEnv`` subclass, of a torch env of one env built on the CPU)."""
+    kwargs = dict(env_kwargs or {})
+    if vectorization == "torch" or _is_torch_env_class(env):
+        torch_env = _build_torch_vector_env(env, 1, "cpu", kwargs, wrappers, render_mode=None)
+        try:
+            return EnvTraits(torch_env.single_observation_space, torch_env.single_action_space, None, False)
+        finally:
+            torch_env.close()
+    single = _single_env_factory(env, kwargs, wrappers)()
+    try:
+        return EnvTraits(single.observation_space, single.action_space, _frame_stack(single), _records_episodes(single))
+    finally:
+        single.close()
+
+
 def probe_spaces(
     env: EnvSpec | TorchEnvSpec,
     env_kwargs: dict[str, Any] | None = None,
@@ -199,25 +269,9 @@ def probe_spaces(
     *,
     vectorization: Vectorization = "sync",
 ) -> tuple[gym.Space, gym.Space]:
-    """The (observation, action) spaces of one environment, as the vector env's sub-envs will have them.
-
-    Args:
-        env / env_kwargs / wrappers / vectorization: as for :func:`make_vector_env`. With
-            ``vectorization="torch"``, or when ``env`` is a ``TorchVectorEnv`` subclass, a torch env of one env is
-            built on the CPU and its single-env spaces are returned.
-    """
-    kwargs = dict(env_kwargs or {})
-    if vectorization == "torch" or _is_torch_env_class(env):
-        torch_env = _build_torch_vector_env(env, 1, "cpu", kwargs, wrappers, render_mode=None)
-        try:
-            return torch_env.single_observation_space, torch_env.single_action_space
-        finally:
-            torch_env.close()
-    single = _single_env_factory(env, kwargs, wrappers)()
-    try:
-        return single.observation_space, single.action_space
-    finally:
-        single.close()
+    """The (observation, action) spaces of one environment (see :func:`probe_env`)."""
+    traits = probe_env(env, env_kwargs, wrappers, vectorization=vectorization)
+    return traits.observation_space, traits.action_space
 
 
 def make_vector_env(
@@ -229,6 +283,7 @@ def make_vector_env(
     wrappers: Sequence[Wrapper] = (),
     render_mode: str | None = None,
     device: torch.device | str | None = None,
+    evaluation: bool = False,
 ) -> VectorEnv | TorchVectorEnv:
     """A vector env with ``num_envs`` copies of ``env``: gymnasium's (NEXT_STEP autoreset, or SAME_STEP where a native
     vector env uses it), or a torch one.
@@ -249,6 +304,8 @@ def make_vector_env(
         render_mode: passed to the env's constructor, e.g. ``"rgb_array"`` for videos (not with ``"torch"``).
         device: where a torch env's tensors live (``None``: the CPU); the other kinds step numpy arrays on the
             host and ignore it.
+        evaluation: switch off the wrappers that change the training signal only
+            (:class:`~rl_lightning.envs.atari.TrainingSignal`: Atari's life-loss episode ends and clipped rewards).
     """
     if num_envs < 1:
         raise ConfigurationError(f"num_envs={num_envs} must be at least 1.")
@@ -272,7 +329,7 @@ def make_vector_env(
             check_env_id(env), num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs
         )
     elif vectorization in ("sync", "async"):
-        factory = _single_env_factory(env, kwargs, wrappers)
+        factory = _single_env_factory(env, kwargs, wrappers, evaluation)
         vector_cls = gym.vector.SyncVectorEnv if vectorization == "sync" else gym.vector.AsyncVectorEnv
         vector_env = vector_cls([factory] * num_envs, autoreset_mode=AutoresetMode.NEXT_STEP)
     else:

@@ -18,7 +18,14 @@ from rl_lightning.nets.distributional import (
     quantile_midpoints,
     quantile_q_values,
 )
-from rl_lightning.nets.encoders import FlattenEncoder, NatureCNN, OneHotEncoder, is_image_space, make_encoder
+from rl_lightning.nets.encoders import (
+    FlattenEncoder,
+    NatureCNN,
+    OneHotEncoder,
+    SmallImageCNN,
+    is_image_space,
+    make_encoder,
+)
 from rl_lightning.nets.masking import mask_invalid, random_actions, random_valid_actions
 from rl_lightning.nets.mlp import mlp
 from rl_lightning.nets.noisy import NoisyLinear, noise_disabled, reset_noise
@@ -63,6 +70,7 @@ __all__ = [
     "QuantileQNetwork",
     "RunningMeanStd",
     "ScalarQHead",
+    "SmallImageCNN",
     "SquashedGaussianActor",
     "action_dim",
     "build_critic",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import warnings
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -19,7 +20,7 @@ from rl_lightning.buffers import ReplayBuffer
 from rl_lightning.data import Collector, Transition, evaluate_policy
 from rl_lightning.envs import make_vector_env
 from tests.helpers import StepsSinceStartPolicy, ZeroPolicy
-from tests.toy_envs import CountingEnv, MaskedCountingEnv, counting_vector_env
+from tests.toy_envs import CountingEnv, MaskedCountingEnv, counting_env, counting_vector_env
 
 
 class MaskRecordingPolicy(ZeroPolicy):
@@ -245,3 +246,42 @@ def test_an_env_without_masks_gives_the_policy_none() -> None:
     assert collector.action_masks is None
     collector.step(collector.act(ZeroPolicy()))  # ZeroPolicy's policy_step takes no action_masks keyword
     assert collector.action_masks is None
+
+
+def test_env_records_report_the_episodes_beneath_wrappers_that_change_the_training_signal() -> None:
+    """As Atari's clipped rewards and life-loss ends do: rewards zeroed and every step an episode end above
+    gymnasium's recorder, whose episodes (rewards 1 + 2 + 3 over 3 steps) are what the collector reports."""
+
+    def build() -> gym.Env:
+        env = gym.wrappers.RecordEpisodeStatistics(counting_env(terminate_at=3))
+        env = gym.wrappers.TransformReward(env, lambda reward: 0.0)
+        return _EveryStepEnds(env)
+
+    collector = Collector(SyncVectorEnv([build], autoreset_mode=AutoresetMode.NEXT_STEP), env_records=True)
+    collector.reset(seed=0)
+    ends = sum(bool(collector.step(torch.zeros(1, dtype=torch.long)).terminations[0]) for _ in range(8))
+    episodes = collector.pop_episodes()
+    collector.close()
+    # Per game: the agent's step 1 ends, the continuing reset plays step 2, the agent's step 3 ends the game.
+    assert ends == 4
+    assert episodes.returns.tolist() == [6.0, 6.0] and episodes.lengths.tolist() == [3, 3]
+
+
+class _EveryStepEnds(gym.Wrapper):
+    """Every step terminates, and a reset mid-game continues it (a life lost, in Atari's terms)."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self._game_over = True
+
+    def step(self, action):
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        self._game_over = terminated
+        return observation, reward, True, truncated, info
+
+    def reset(self, *, seed=None, options=None):
+        if self._game_over or seed is not None:
+            self._game_over = False
+            return self.env.reset(seed=seed, options=options)
+        observation, _, self._game_over, _, info = self.env.step(0)
+        return observation, info

@@ -1,0 +1,111 @@
+"""The frame-stack replay buffer against the plain one, on random episodes of gymnasium's own frame stacker."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rl_lightning.buffers import FrameStackReplayBuffer, ReplayBuffer
+from rl_lightning.data import Collector
+from tests.toy_envs import stacked_frames_vector_env
+
+NUM_ENVS, STACK = 3, 4
+
+
+def buffers(capacity: int, n_step: int, padding: str, episode_length: int = 32) -> tuple[ReplayBuffer, ReplayBuffer]:
+    common = {"num_envs": NUM_ENVS, "n_step": n_step, "gamma": 0.9, "seed": 5}
+    plain = ReplayBuffer(capacity, (STACK, 2, 3), torch.uint8, (), torch.long, **common)
+    lean = FrameStackReplayBuffer(
+        capacity, (2, 3), torch.uint8, STACK, padding, (), torch.long, episode_length=episode_length, **common
+    )
+    return plain, lean
+
+
+def play(collector: Collector, steps: int, *targets: ReplayBuffer) -> None:
+    """Random actions; every transition, autoreset steps included (marked invalid), goes to every target."""
+    for _ in range(steps):
+        transition = collector.step(torch.randint(2, (NUM_ENVS,)))
+        for target in targets:
+            target.add(*transition)
+
+
+def assert_same_rows(plain: ReplayBuffer, lean: FrameStackReplayBuffer, index: torch.Tensor) -> None:
+    lean_batch = lean.gather(index)
+    for name, tensor in plain.storage.items():
+        assert torch.equal(getattr(lean_batch, name), tensor[index]), name
+
+
+@pytest.mark.parametrize("padding", ["reset", "zero"])
+@pytest.mark.parametrize("n_step", [1, 3])
+def test_identical_to_the_plain_buffer_across_episode_ends_and_wrap_around(padding: str, n_step: int) -> None:
+    plain, lean = buffers(capacity=100, n_step=n_step, padding=padding)
+    collector = Collector(stacked_frames_vector_env(NUM_ENVS, STACK, padding))
+    collector.reset(seed=1)
+    play(collector, 20, plain, lean)  # not yet full
+    assert len(lean) == len(plain) > 0
+    assert_same_rows(plain, lean, torch.arange(len(plain)))
+    play(collector, 60, plain, lean)  # wrapped around, many episodes (terminated and truncated) within
+    assert len(plain) == 100 and lean.sampleable == 100
+    assert_same_rows(plain, lean, torch.arange(100))
+    for plain_part, lean_part in zip(plain.sample(64), lean.sample(64)):
+        assert torch.equal(plain_part, lean_part)
+    # Each frame once: the frames kept are far fewer than the plain buffer's 2 * STACK per transition.
+    assert lean.frames.shape[0] < 2 * 100
+    collector.close()
+
+
+def test_state_dict_resumes_the_same_buffer() -> None:
+    lean = buffers(capacity=60, n_step=3, padding="reset")[1]
+    collector = Collector(stacked_frames_vector_env(NUM_ENVS, STACK, "reset"))
+    collector.reset(seed=2)
+    play(collector, 30, lean)
+    restored = buffers(capacity=60, n_step=3, padding="reset")[1]
+    restored.load_state_dict(lean.state_dict())
+    play(collector, 15, lean, restored)  # the n-step window and the current stacks carried over
+    assert torch.equal(lean.gather(torch.arange(60)).observations, restored.gather(torch.arange(60)).observations)
+    for saved_part, restored_part in zip(lean.sample(32), restored.sample(32)):
+        assert torch.equal(saved_part, restored_part)
+    collector.close()
+
+
+def test_state_without_storage_keeps_the_frames_the_window_needs() -> None:
+    plain, lean = buffers(capacity=60, n_step=3, padding="zero")
+    collector = Collector(stacked_frames_vector_env(NUM_ENVS, STACK, "zero"))
+    collector.reset(seed=3)
+    play(collector, 30, plain, lean)
+    plain_restored, lean_restored = buffers(capacity=60, n_step=3, padding="zero")
+    plain_restored.load_state_dict(plain.state_dict(include_storage=False))
+    lean_restored.load_state_dict(lean.state_dict(include_storage=False))
+    play(collector, 10, plain_restored, lean_restored)
+    assert len(lean_restored) == len(plain_restored) > 0
+    assert_same_rows(plain_restored, lean_restored, torch.arange(len(plain_restored)))
+    collector.close()
+
+
+def test_short_episodes_drop_the_oldest_transitions_never_a_wrong_frame() -> None:
+    # Episodes of about 2 steps, a ring sized for 32: frames run out before transitions do.
+    plain, lean = buffers(capacity=90, n_step=1, padding="reset", episode_length=32)
+    collector = Collector(stacked_frames_vector_env(NUM_ENVS, STACK, "reset", termination_probability=0.5))
+    collector.reset(seed=4)
+    play(collector, 150, plain, lean)
+    assert 0 < lean.sampleable < len(lean) == 90
+    newest = (torch.arange(lean.sampleable) + lean.position - lean.sampleable) % 90
+    assert_same_rows(plain, lean, newest)
+    batch = lean.sample(256)
+    rows = plain.storage["observations"][newest]
+    # Every sampled observation is one of the kept transitions' (an overwritten frame would make a new one).
+    assert all((rows == observation).flatten(1).all(1).any() for observation in batch.observations)
+    collector.close()
+
+
+def test_restarted_envs_store_their_first_observations_whole() -> None:
+    plain, lean = buffers(capacity=60, n_step=2, padding="reset")
+    collector = Collector(stacked_frames_vector_env(NUM_ENVS, STACK, "reset"))
+    collector.reset(seed=6)
+    play(collector, 10, plain, lean)
+    plain.drop_unfinished()
+    lean.drop_unfinished()
+    collector.reset(seed=7)
+    play(collector, 10, plain, lean)
+    assert_same_rows(plain, lean, torch.arange(len(plain)))
+    collector.close()
