@@ -11,7 +11,7 @@ from rl_lightning.algos import (
     OnPolicyAlgorithm,
     RLAlgorithm,
 )
-from rl_lightning.errors import ConfigurationError
+from rl_lightning.errors import ConfigurationError, RunFault
 
 __version__ = "0.1.0"
 
@@ -26,5 +26,6 @@ __all__ = [
     "OffPolicyAlgorithm",
     "OnPolicyAlgorithm",
     "RLAlgorithm",
+    "RunFault",
     "__version__",
 ]

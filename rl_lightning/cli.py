@@ -24,7 +24,7 @@ from rl_lightning.algos.checkpointing import (
 from rl_lightning.callbacks import RLProgressBar, record_episodes
 from rl_lightning.callbacks.video import RenderError, check_video_writer
 from rl_lightning.data import Collector, evaluate_policy
-from rl_lightning.errors import ConfigurationError
+from rl_lightning.errors import ConfigurationError, RunFault
 
 
 class _ConciseParser(LightningArgumentParser):
@@ -85,11 +85,16 @@ class RLCLI(LightningCLI):
         return defaults
 
 
-def _configuration_error(error: BaseException) -> ConfigurationError | None:
-    """The ConfigurationError behind ``error``, however deep jsonargparse or Lightning wrapped it."""
+EXIT_FAULT, EXIT_BAD_INPUT = 1, 2
+"""Exit statuses: a run that met a fault (:class:`RunFault`), and bad input (:class:`ConfigurationError`); a run
+stopped by a signal exits with ``128 + signal number`` (:mod:`rl_lightning.algos.preemption`)."""
+
+
+def _explained_error(error: BaseException) -> ConfigurationError | RunFault | None:
+    """The ConfigurationError or RunFault behind ``error``, however deep jsonargparse or Lightning wrapped it."""
     seen = set()
     while error is not None and id(error) not in seen:
-        if isinstance(error, ConfigurationError):
+        if isinstance(error, ConfigurationError | RunFault):
             return error
         seen.add(id(error))
         error = error.__cause__ or error.__context__
@@ -186,11 +191,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         else:
             RLCLI(args=argv)
     except Exception as error:
-        configuration_error = _configuration_error(error)
-        if configuration_error is None:
+        explained = _explained_error(error)
+        if explained is None:
             raise
-        print(f"rl-lightning: error: {configuration_error}", file=sys.stderr)
-        sys.exit(2)
+        print(f"rl-lightning: error: {explained}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT if isinstance(explained, ConfigurationError) else EXIT_FAULT)
 
 
 if __name__ == "__main__":
