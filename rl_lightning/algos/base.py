@@ -48,6 +48,7 @@ from rl_lightning.algos.compat import (
 )
 from rl_lightning.algos.metrics import EpisodeStatistics, EpochMeans
 from rl_lightning.algos.optimization import Optimization
+from rl_lightning.algos.preemption import PreemptionCheckpoint
 from rl_lightning.algos.reporting import Reporting
 from rl_lightning.data import Collector, PolicyState
 from rl_lightning.envs import EnvSpec, Vectorization, Wrapper, env_name, make_vector_env, probe_spaces
@@ -189,7 +190,7 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, Lightni
             if hasattr(logger, "describe_run"):
                 logger.describe_run(self.run_description())
         checkpointing.use_resume_checkpoints(self.trainer)
-        return []
+        return [PreemptionCheckpoint()]
 
     def setup(self, stage: str) -> None:
         self._quiet.enter_context(quiet_lightning_warnings())  # left in teardown
