@@ -3,6 +3,7 @@
 ``CountingEnv`` counts the steps of its episode: after ``t`` steps the observation is ``[t]`` and the
 ``t``-th step's reward is ``t``, whatever the action. With ``terminate_at=k`` the ``k``-th step terminates
 the episode; :func:`counting_env` adds a gymnasium ``TimeLimit`` so that an episode is truncated instead.
+``NonFiniteEnv`` is a ``CountingEnv`` that returns a NaN observation or reward at one step.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 COUNTING_ID = "RLLightningCounting-v0"
 """``CountingEnv`` with a time limit of 3 steps, registered under this id when this module is imported."""
+NON_FINITE_ID = "RLLightningNonFinite-v0"
+"""``NonFiniteEnv`` with a time limit of 50 steps, registered under this id when this module is imported."""
 
 
 class CountingEnv(gym.Env):
@@ -42,6 +45,24 @@ class CountingEnv(gym.Env):
         return self._observation(), float(self.t), self.t == self.terminate_at, False, {}
 
 
+class NonFiniteEnv(CountingEnv):
+    """A ``CountingEnv`` whose ``nan_in`` (``"observation"`` or ``"reward"``) is NaN at every episode's ``nan_at``-th
+    step (never with ``nan_at=None``)."""
+
+    def __init__(self, nan_at: int | None = None, nan_in: str = "observation", render_mode: str | None = None) -> None:
+        super().__init__(render_mode=render_mode)
+        self.nan_at, self.nan_in = nan_at, nan_in
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        observation, reward, terminated, truncated, info = super().step(action)
+        if self.t == self.nan_at:
+            if self.nan_in == "observation":
+                observation[0] = np.nan
+            else:
+                reward = float("nan")
+        return observation, reward, terminated, truncated, info
+
+
 def counting_env(terminate_at: int | None = None, truncate_at: int | None = None) -> gym.Env:
     """A ``CountingEnv`` terminating at step ``terminate_at`` or truncated by a time limit at ``truncate_at``."""
     env: gym.Env = CountingEnv(terminate_at)
@@ -60,3 +81,5 @@ def counting_vector_env(limits: Sequence[tuple[int | None, int | None]]) -> Sync
 
 if COUNTING_ID not in gym.registry:
     gym.register(COUNTING_ID, entry_point=CountingEnv, max_episode_steps=3)
+if NON_FINITE_ID not in gym.registry:
+    gym.register(NON_FINITE_ID, entry_point=NonFiniteEnv, max_episode_steps=50)

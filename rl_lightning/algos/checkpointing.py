@@ -218,6 +218,7 @@ class RunState(LightningModule):
 
     env_steps: int
     seed: int
+    check_finite: bool
     collector: Collector | None
     generator: torch.Generator | None
     _pending_global_rng: dict[str, Any] | None  # restored when training starts
@@ -250,6 +251,8 @@ class RunState(LightningModule):
         self.collector.reset(self.seed + self.env_steps, self.global_rank)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.check_finite:
+            refuse_non_finite_state(self)
         write_run_state(self, checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -322,6 +325,22 @@ def _check_world_size(module: RLAlgorithm, saved: dict[str, Any]) -> None:
             f"generators are in the checkpoint and cannot be split or merged over another number of processes. "
             f"Resume with devices x num_nodes = {saved_world_size}, or start a new run from its networks with "
             f"{type(module).__name__}.load_from_checkpoint(path) (new envs and buffers)."
+        )
+
+
+def refuse_non_finite_state(module: LightningModule) -> None:
+    """Raise :class:`RunFault` before a checkpoint of ``module`` with a NaN or infinite parameter or buffer is
+    written (one sync per checkpoint): such a model would be resumed, or kept as the "best" one."""
+    state = [(name, t) for name, t in module.state_dict().items() if t.is_floating_point() or t.is_complex()]
+    if not state:
+        return
+    finite = torch.stack([tensor.isfinite().all() for _, tensor in state]).tolist()
+    bad = [name for (name, _), ok in zip(state, finite, strict=True) if not ok]
+    if bad:
+        raise RunFault(
+            f"{bad[0]} holds NaN or infinite values{f' (and {len(bad) - 1} more tensors)' if len(bad) > 1 else ''}: "
+            f"no checkpoint is written from a non-finite model, and the previous one is kept. Lower learning_rate or "
+            f"clip gradients (max_grad_norm), then resume from the last checkpoint with --ckpt_path last."
         )
 
 

@@ -11,6 +11,7 @@ from gymnasium.vector import VectorEnv
 from torch import Tensor
 
 from rl_lightning.envs import EnvStateError, load_vector_env_state, seed_vector_env, vector_env_state
+from rl_lightning.errors import RunFault
 
 PolicyState = Any
 """What a policy with memory carries from one step to the next (e.g. an LSTM's hidden and cell states); None for
@@ -68,15 +69,22 @@ class Collector:
     Observations cross from numpy to torch once, onto ``device``, and are reused as the next step's
     observations.
 
+    With ``check_finite``, an observation or reward holding a NaN or an infinity raises
+    :class:`~rl_lightning.errors.RunFault` naming the env and the step, before anything can act on it or store
+    it. The values are checked on the host, where the env made them, so the check never waits for the device.
+
     Args:
         vector_env: the environments to step.
         device: where observations are placed for the policy (the module's device).
+        check_finite: refuse non-finite observations and rewards (about a microsecond per step).
     """
 
-    def __init__(self, vector_env: VectorEnv, device: torch.device | str = "cpu") -> None:
+    def __init__(self, vector_env: VectorEnv, device: torch.device | str = "cpu", check_finite: bool = True) -> None:
         self.env = vector_env
         self.num_envs = vector_env.num_envs
         self.device = torch.device(device)
+        self.check_finite = check_finite
+        self.steps = 0  # vector steps since the envs were first reset: where error messages place a step
         self._on_cpu = self.device.type == "cpu"
         self.observations: Tensor | None = None
         self.policy_state: PolicyState = None
@@ -97,7 +105,10 @@ class Collector:
 
     def reset(self, seed: int, rank: int = 0) -> Tensor:
         """Reset every sub-env with seeds derived from ``seed`` and ``rank``; forget unfinished episodes."""
-        self.observations = self._to_tensor(seed_vector_env(self.env, seed, rank))
+        observations = seed_vector_env(self.env, seed, rank)
+        if self.check_finite:
+            self._refuse_non_finite("observation", observations, "reset")
+        self.observations = self._to_tensor(observations)
         self.policy_state = None
         self._autoreset[:] = False
         self._episode_starts[:] = True
@@ -122,6 +133,10 @@ class Collector:
         terminations, truncations = np.asarray(terminations, bool), np.asarray(truncations, bool)
         valid = ~self._autoreset
         rewards = np.asarray(rewards, dtype=np.float64)
+        self.steps += 1
+        if self.check_finite:
+            self._refuse_non_finite("observation", next_obs, f"vector step {self.steps}")
+            self._refuse_non_finite("reward", rewards, f"vector step {self.steps}")
 
         # In place and masked in one ufunc each: this bookkeeping runs once per vector step.
         np.add(self._episode_returns, rewards, out=self._episode_returns, where=valid)
@@ -148,6 +163,19 @@ class Collector:
         )
         self.observations = transition.next_observations
         return transition
+
+    def _refuse_non_finite(self, kind: str, values: np.ndarray, when: str) -> None:
+        """Raise :class:`RunFault` naming the first env whose ``values`` (one row per env) hold a NaN or infinity."""
+        values = np.asarray(values)
+        if values.dtype.kind not in "fc" or np.isfinite(values).all():  # integers (images) are always finite
+            return
+        finite = np.isfinite(values.reshape(self.num_envs, -1)).all(axis=1)
+        env_index = int(np.flatnonzero(~finite)[0])
+        raise RunFault(
+            f"env {env_index} returned a non-finite {kind} at {when} ({values[env_index]!r}); nothing was learned "
+            f"from it and no checkpoint is written after it. Fix the env (or wrap it to replace such values), then "
+            f"resume from the last checkpoint with --ckpt_path last."
+        )
 
     def _finished_episodes(self) -> Episodes:
         if not self._finished:
@@ -189,6 +217,7 @@ class Collector:
             "episode_returns": torch.from_numpy(self._episode_returns.copy()),
             "episode_lengths": torch.from_numpy(self._episode_lengths.copy()),
             "finished": [torch.from_numpy(part.copy()) for part in finished],
+            "steps": self.steps,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -210,6 +239,7 @@ class Collector:
         self.policy_state = _to_device(state.get("policy_state"), self.device)
         self._episode_returns = state["episode_returns"].numpy().copy()
         self._episode_lengths = state["episode_lengths"].numpy().copy()
+        self.steps = state.get("steps", 0)
         env_indices, returns, lengths = (part.numpy() for part in state["finished"])
         self._finished = [(env_indices, returns, lengths)] if len(env_indices) else []
 
