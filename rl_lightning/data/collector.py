@@ -107,7 +107,7 @@ class Collector:
         """Reset every sub-env with seeds derived from ``seed`` and ``rank``; forget unfinished episodes."""
         observations = seed_vector_env(self.env, seed, rank)
         if self.check_finite:
-            self._refuse_non_finite("observation", observations, "reset")
+            self._refuse_non_finite("observation", observations)
         self.observations = self._to_tensor(observations)
         self.policy_state = None
         self._autoreset[:] = False
@@ -135,8 +135,8 @@ class Collector:
         rewards = np.asarray(rewards, dtype=np.float64)
         self.steps += 1
         if self.check_finite:
-            self._refuse_non_finite("observation", next_obs, f"vector step {self.steps}")
-            self._refuse_non_finite("reward", rewards, f"vector step {self.steps}")
+            self._refuse_non_finite("observation", next_obs)
+            self._refuse_non_finite("reward", rewards)
 
         # In place and masked in one ufunc each: this bookkeeping runs once per vector step.
         np.add(self._episode_returns, rewards, out=self._episode_returns, where=valid)
@@ -164,13 +164,13 @@ class Collector:
         self.observations = transition.next_observations
         return transition
 
-    def _refuse_non_finite(self, kind: str, values: np.ndarray, when: str) -> None:
+    def _refuse_non_finite(self, kind: str, values: np.ndarray) -> None:
         """Raise :class:`RunFault` naming the first env whose ``values`` (one row per env) hold a NaN or infinity."""
-        values = np.asarray(values)
         if values.dtype.kind not in "fc" or np.isfinite(values).all():  # integers (images) are always finite
             return
         finite = np.isfinite(values.reshape(self.num_envs, -1)).all(axis=1)
         env_index = int(np.flatnonzero(~finite)[0])
+        when = f"vector step {self.steps}" if self.steps else "reset"
         raise RunFault(
             f"env {env_index} returned a non-finite {kind} at {when} ({values[env_index]!r}); nothing was learned "
             f"from it and no checkpoint is written after it. Fix the env (or wrap it to replace such values), then "
