@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import difflib
+import importlib
+import inspect
 import json
+import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ProgressBar
@@ -28,10 +33,48 @@ from rl_lightning.errors import ConfigurationError, RunFault
 
 
 class _ConciseParser(LightningArgumentParser):
-    """On a bad option, say what is wrong and where to look, without a screenful of usage first."""
+    """On a bad option, say what is wrong and where to look, without a screenful of usage first; on an unknown
+    option, the close one meant (``n_epoch`` -> ``n_epochs``)."""
 
     def print_usage(self, file: object = None) -> None:
         pass
+
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
+        parser = getattr(ex, "subcommand_parser", None) or self
+        super().error(_with_suggestion(message, [action.dest for action in parser._actions]), ex)
+
+
+def _init_arguments(class_path: str) -> list[str]:
+    """The constructor arguments a ``class_path`` accepts, its parents' included (they take ``**run``)."""
+    module_name, _, class_name = class_path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError, ValueError):
+        return []
+    names: list[str] = []
+    for klass in inspect.getmro(cls):
+        if "__init__" in vars(klass):
+            parameters = inspect.signature(klass.__init__).parameters.values()
+            names += [p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    return names
+
+
+def _with_suggestion(message: str, keys: list[str]) -> str:
+    """jsonargparse's ``message`` about an unknown option, in one line naming the close option meant, if any.
+
+    Two forms: ``Subcommand 'fit' does not accept option 'trainer.acelerator'`` (``keys`` are the accepted ones),
+    and a class's ``Problem with given class_path 'rl_lightning.PPO': Option 'n_epoch' is not accepted`` in a
+    screenful about union types.
+    """
+    unknown_argument = re.search(r"Problem with given class_path '([\w.]+)':\s*Option '(\w+)' is not accepted", message)
+    if unknown_argument:
+        class_path, option = unknown_argument.groups()
+        message = f"{class_path} does not accept option '{option}'"
+        close = difflib.get_close_matches(option, _init_arguments(class_path), n=1)
+    else:
+        unknown_key = re.search(r"does not accept option '([\w.]+)'", message)
+        close = difflib.get_close_matches(unknown_key.group(1), keys, n=1) if unknown_key else []
+    return f"{message}; did you mean '{close[0]}'?" if close else message
 
 
 class RLCLI(LightningCLI):
@@ -182,13 +225,39 @@ def evaluate(argv: Sequence[str]) -> None:
     )
 
 
+CKPT_PATH_KEYWORDS = ("last", "best", "hpc", "registry")
+"""``--ckpt_path`` values that Lightning resolves itself rather than as a file."""
+
+
+def check_ckpt_path(command: Sequence[str]) -> None:
+    """Refuse a ``--ckpt_path`` file that does not exist before anything is written (the run's ``config.yaml``
+    is written when fitting starts, before Lightning reads the checkpoint)."""
+    for index, argument in enumerate(command):
+        if argument.startswith("--ckpt_path="):
+            path = argument.partition("=")[2]
+        elif argument == "--ckpt_path" and index + 1 < len(command):
+            path = command[index + 1]
+        else:
+            continue
+        is_file = path not in CKPT_PATH_KEYWORDS and not path.startswith("registry:") and "://" not in path
+        if is_file and not Path(path).is_file():
+            raise ConfigurationError(f"checkpoint {path}: no such file.")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of ``rl-lightning``; ``argv`` defaults to the command line."""
+    """Entry point of ``rl-lightning``; ``argv`` defaults to the command line.
+
+    The current directory is on the import path, as under ``python -m rl_lightning.cli``, so that a config naming
+    an env or a network from a module beside it (``env: my_envs:MyEnv-v0``) works with either command.
+    """
     command = list(sys.argv[1:] if argv is None else argv)
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         if command and command[0] == "evaluate":
             evaluate(command[1:])
         else:
+            check_ckpt_path(command)
             RLCLI(args=argv)
     except Exception as error:
         explained = _explained_error(error)
