@@ -147,11 +147,19 @@ def _explained_error(error: BaseException) -> ConfigurationError | RunFault | No
 def load_algorithm(ckpt_path: str, device: str = "cpu", weights_only: bool = True) -> RLAlgorithm:
     """The algorithm saved in a checkpoint written by ``rl-lightning fit`` or a Trainer, ready to act.
 
-    Only the hyperparameters and the ``state_dict`` are used. With ``weights_only`` (the default) the file is
-    read with ``torch.load(weights_only=True)``, which cannot run code from it, and only algorithms of
-    rl-lightning itself are built; the pickled environments inside (for resuming) are never unpickled.
+    Only the hyperparameters and the ``state_dict`` are used. A network or env that the training config named by
+    ``class_path`` is built again from its ``class_path`` and ``init_args``, as the CLI built it. With
+    ``weights_only`` (the default) the file is read with ``torch.load(weights_only=True)``, which cannot run code
+    from it, and only classes of rl-lightning itself are built; the pickled environments inside (for resuming)
+    are never unpickled.
     """
-    checkpoint = read_checkpoint(ckpt_path, map_location=device, weights_only=weights_only)
+    try:
+        checkpoint = read_checkpoint(ckpt_path, map_location=device, weights_only=weights_only)
+    except AttributeError as error:  # unpickling (weights_only=False) an object of a class that __main__ defined
+        main_class = re.search(r"Can't get attribute '(\w+)' on <module '__main__'", str(error))
+        if main_class is None:
+            raise
+        raise ConfigurationError(_main_class_message(ckpt_path, f"__main__.{main_class.group(1)}")) from None
     algorithm_path = checkpoint.get("rl_lightning", {}).get("algorithm")
     if algorithm_path is None:
         raise ConfigurationError(f"checkpoint {ckpt_path} was not written by an rl-lightning algorithm.")
@@ -163,10 +171,50 @@ def load_algorithm(ckpt_path: str, device: str = "cpu", weights_only: bool = Tru
         )
     algorithm_class = getattr(__import__(module_name, fromlist=[class_name]), class_name)
     # LightningCLI adds private keys such as `_class_path` beside the constructor's arguments.
-    hyperparameters = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
+    hyperparameters = {
+        key: _rebuild(value, ckpt_path, weights_only)
+        for key, value in checkpoint["hyper_parameters"].items()
+        if not key.startswith("_")
+    }
     algorithm = algorithm_class(**hyperparameters)
     algorithm.load_state_dict(checkpoint["state_dict"])
     return algorithm.to(device).eval()
+
+
+def _rebuild(value: Any, ckpt_path: str, weights_only: bool) -> Any:
+    """A saved hyperparameter as the CLI built it: each ``{"class_path": ..., "init_args": ...}`` in it (a network or
+    an env class named in the training config) instantiated again, innermost first."""
+    if isinstance(value, list | tuple):
+        return type(value)(_rebuild(item, ckpt_path, weights_only) for item in value)
+    if not (isinstance(value, dict) and isinstance(value.get("class_path"), str)):
+        return value
+    class_path = value["class_path"]
+    module_name, _, class_name = class_path.rpartition(".")
+    if weights_only and module_name.partition(".")[0] != "rl_lightning":
+        raise ConfigurationError(
+            f"checkpoint {ckpt_path} was trained with {class_path} (a class_path of its config); building it again "
+            f"imports its module, which runs that module's code. If you trust the checkpoint, pass --weights_only "
+            f"false."
+        )
+    if module_name == "__main__":
+        raise ConfigurationError(_main_class_message(ckpt_path, class_path))
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as error:
+        raise ConfigurationError(
+            f"checkpoint {ckpt_path} was trained with {class_path}, which cannot be imported here ({error}); run "
+            f"evaluate where that module is importable (e.g. from the folder training ran in)."
+        ) from None
+    init_args = {key: _rebuild(item, ckpt_path, weights_only) for key, item in value.get("init_args", {}).items()}
+    return cls(**init_args)
+
+
+def _main_class_message(ckpt_path: str, name: str) -> str:
+    return (
+        f"checkpoint {ckpt_path} holds {name}, a class defined in the training script itself (__main__), which no "
+        f"other program can rebuild. Evaluate it from Python inside that script (rl_lightning.cli.load_algorithm("
+        f"path, weights_only=False) once the class is defined), or move the class into a module and train again."
+    )
 
 
 def evaluate(argv: Sequence[str]) -> None:
