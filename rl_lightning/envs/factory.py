@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -46,11 +47,26 @@ def check_env_id(env_id: str) -> str:
         lowered = bare_id.lower()
         matches = [name for name in gym.registry if lowered in name.lower()][:3]
     hint = f" Did you mean {', '.join(repr(m) for m in matches)}?" if matches else ""
+    if bare_id.startswith("ALE/"):
+        hint += f" Atari envs come with ale-py (pip install ale-py), registered by importing it: 'ale_py:{bare_id}'."
     raise ConfigurationError(
         f"env={env_id!r} is not a registered gymnasium environment.{hint} Registered ids are listed by "
         f"`python -c 'import gymnasium; gymnasium.pprint_registry()'`; an env from another package is "
         f"given as 'package.module:EnvId'."
     )
+
+
+EXTRAS = {"mujoco": 'pip install "rl-lightning[mujoco]"'}
+"""What installs a gymnasium extra that rl-lightning has an extra of its own for."""
+
+
+def missing_dependency(env_id: str, error: gym.error.DependencyNotInstalled) -> str:
+    """The message for ``env_id``, whose package needs what ``error`` says is not installed: what to install."""
+    extra = re.search(r'gymnasium\[(\w+)\]', str(error))
+    name = extra.group(1) if extra else None
+    install = EXTRAS.get(name) or (f'pip install "gymnasium[{name}]"' if name else "the package it names")
+    reason = str(error).splitlines()[0]
+    return f"env={env_id!r} needs a package that is not installed ({reason}). Install it: {install}."
 
 
 def _single_env_factory(
@@ -63,7 +79,10 @@ def _single_env_factory(
         def build() -> gym.Env:
             # The full 'module:EnvId' id, so that gymnasium imports the module again in a spawned subprocess
             # (async vectorization), where the registration made in this process does not exist.
-            made = gym.make(env, **env_kwargs)
+            try:
+                made = gym.make(env, **env_kwargs)
+            except gym.error.DependencyNotInstalled as err:
+                raise ConfigurationError(missing_dependency(env, err)) from None
             for wrap in wrappers:
                 made = wrap(made)
             return made
