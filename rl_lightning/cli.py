@@ -62,8 +62,9 @@ def _init_arguments(class_path: str) -> list[str]:
 def _with_suggestion(message: str, keys: list[str]) -> str:
     """jsonargparse's ``message`` about an unknown option, in one line naming the close option meant, if any.
 
-    Two forms: ``Subcommand 'fit' does not accept option 'trainer.acelerator'`` (``keys`` are the accepted ones),
-    and a class's ``Problem with given class_path 'rl_lightning.PPO': Option 'n_epoch' is not accepted`` in a
+    Three forms: ``Subcommand 'fit' does not accept option 'trainer.acelerator'`` (in a config file) and
+    ``unrecognized arguments: --trainer.acelerator=cpu`` (on the command line), where ``keys`` are the accepted
+    ones; and a class's ``Problem with given class_path 'rl_lightning.PPO': Option 'n_epoch' is not accepted`` in a
     screenful about union types.
     """
     unknown_argument = re.search(r"Problem with given class_path '([\w.]+)':\s*Option '(\w+)' is not accepted", message)
@@ -72,8 +73,9 @@ def _with_suggestion(message: str, keys: list[str]) -> str:
         message = f"{class_path} does not accept option '{option}'"
         close = difflib.get_close_matches(option, _init_arguments(class_path), n=1)
     else:
-        unknown_key = re.search(r"does not accept option '([\w.]+)'", message)
-        close = difflib.get_close_matches(unknown_key.group(1), keys, n=1) if unknown_key else []
+        unknown_key = re.search(r"does not accept option '([\w.]+)'|unrecognized arguments: --([\w.]+)", message)
+        key = unknown_key and (unknown_key.group(1) or unknown_key.group(2))
+        close = difflib.get_close_matches(key, keys, n=1) if key else []
     return f"{message}; did you mean '{close[0]}'?" if close else message
 
 
@@ -156,7 +158,7 @@ def load_algorithm(ckpt_path: str, device: str = "cpu", weights_only: bool = Tru
     try:
         checkpoint = read_checkpoint(ckpt_path, map_location=device, weights_only=weights_only)
     except AttributeError as error:  # unpickling (weights_only=False) an object of a class that __main__ defined
-        main_class = re.search(r"Can't get attribute '(\w+)' on <module '__main__'", str(error))
+        main_class = re.search(r"Can't get attribute '(\w+)' on <module '[\w.]*__main__'", str(error))
         if main_class is None:
             raise
         raise ConfigurationError(_main_class_message(ckpt_path, f"__main__.{main_class.group(1)}")) from None
