@@ -172,9 +172,9 @@ class Collector:
         env_index = int(np.flatnonzero(~finite)[0])
         when = f"vector step {self.steps}" if self.steps else "reset"
         raise RunFault(
-            f"env {env_index} returned a non-finite {kind} at {when} ({values[env_index]!r}); nothing was learned "
-            f"from it and no checkpoint is written after it. Fix the env (or wrap it to replace such values), then "
-            f"resume from the last checkpoint with --ckpt_path last."
+            f"env {env_index} returned a non-finite {kind} at {when} ({values[env_index].tolist()}); nothing was "
+            f"learned from it and no checkpoint is written after it. Fix the env (or wrap it to replace such values), "
+            f"then resume from the last checkpoint with --ckpt_path last."
         )
 
     def _finished_episodes(self) -> Episodes:
