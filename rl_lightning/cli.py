@@ -258,7 +258,8 @@ def evaluate(argv: Sequence[str]) -> None:
         except RenderError as error:
             print(f"rl-lightning: warning: {error}; evaluating without videos.", file=sys.stderr)
     if episodes is None:
-        collector = Collector(algorithm.make_env(min(args.num_envs, args.episodes)), args.device)
+        env = algorithm.make_env(min(args.num_envs, args.episodes))
+        collector = Collector(env, args.device, algorithm.check_finite)
         try:
             episodes = evaluate_policy(algorithm, collector, args.episodes, args.seed)
         finally:
