@@ -9,8 +9,10 @@ fit come from :class:`tests.faults.probe.FaultProbe`. The README's reliability s
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,33 +62,268 @@ def write_config(folder: Path, model: dict[str, Any] = DQN, **init_args: Any) ->
     return path
 
 
-def cli(cwd: Path, *arguments: str, fault: str | None = None) -> subprocess.CompletedProcess:
-    """``python -m rl_lightning.cli ARGUMENTS`` in ``cwd``, with ``fault`` injected (see ``FaultProbe``)."""
+def start(cwd: Path, *arguments: str, fault: str | None = None) -> subprocess.Popen:
+    """``python -m rl_lightning.cli ARGUMENTS`` started in ``cwd``, with ``fault`` injected (see ``FaultProbe``);
+    its stderr goes to ``cwd/stderr-<n>.txt``."""
     environment = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"}
     environment.pop(FAULT, None)
     if fault is not None:
         environment[FAULT] = fault
-    return subprocess.run(
-        [sys.executable, "-m", "rl_lightning.cli", *arguments],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    cwd.mkdir(parents=True, exist_ok=True)
+    with open(cwd / f"stderr-{len(list(cwd.glob('stderr-*.txt')))}.txt", "w") as stderr:
+        return subprocess.Popen(
+            [sys.executable, "-m", "rl_lightning.cli", *arguments],
+            cwd=cwd,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
 
 
-def message(result: subprocess.CompletedProcess) -> str:
-    """The first line of what rl-lightning said (``rl-lightning: ...``), or of the traceback's last line."""
-    lines = result.stderr.splitlines()
-    ours = [line for line in lines if line.startswith("rl-lightning:")]
+def cli(cwd: Path, *arguments: str) -> tuple[int, str]:
+    """Run ``python -m rl_lightning.cli ARGUMENTS`` in ``cwd``: its exit status and stderr."""
+    process = start(cwd, *arguments)
+    code = process.wait(timeout=600)
+    return code, stderr_of(cwd, -1)
+
+
+def stderr_of(cwd: Path, index: int) -> str:
+    """The stderr of the ``index``-th command started in ``cwd`` (-1: the latest)."""
+    return sorted(cwd.glob("stderr-*.txt"), key=lambda path: int(path.stem.split("-")[1]))[index].read_text()
+
+
+def message(stderr: str) -> str:
+    """The first line rl-lightning or its parser wrote (``rl-lightning: ...``, ``error: ...``), else the last line
+    (a traceback's exception)."""
+    lines = stderr.splitlines()
+    ours = [line for line in lines if line.startswith(("rl-lightning:", "error:"))]
     return ours[0] if ours else (lines[-1] if lines else "")
 
 
 def files(folder: Path) -> list[str]:
-    """Every file under ``folder``, relative to it, sorted."""
-    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
+    """Every file under ``folder`` but the commands' stderr, relative to it, sorted."""
+    paths = (path for path in folder.rglob("*") if path.is_file() and not path.name.startswith("stderr-"))
+    return sorted(str(path.relative_to(folder)) for path in paths)
 
 
 def checkpoint(root: Path) -> dict[str, Any]:
     return torch.load(root / "checkpoints" / "last.ckpt", weights_only=True)
+
+
+PPO = {
+    "class_path": "rl_lightning.PPO",
+    "init_args": dict(
+        env="CartPole-v1",
+        num_envs=2,
+        hidden_sizes=[16],
+        n_steps=32,
+        batch_size=16,
+        n_epochs=2,
+        total_timesteps=256,
+        steps_per_epoch=128,
+        eval_episodes=1,
+        eval_envs=1,
+    ),
+}
+
+
+# ---------------------------------------------------------------------------------------- bad input: exit 2
+@pytest.mark.parametrize(
+    ("model", "arguments", "first_line"),
+    [
+        (
+            DQN,
+            ["--model.init_args.env=CartPol-v1"],
+            "rl-lightning: error: env='CartPol-v1' is not a registered "
+            "gymnasium environment. Did you mean 'CartPole-v1'",
+        ),
+        (PPO, ["--model.init_args.num_envs=0"], "rl-lightning: error: num_envs=0 must be a positive number."),
+        (
+            DQN,
+            ["--model.init_args.learning_starts=1024"],
+            "rl-lightning: error: learning_starts=1024 is not below "
+            "total_timesteps=1024: training would end before the first update.",
+        ),
+        (
+            DQN,
+            ["--model.init_args.buffer_size=16"],
+            "rl-lightning: error: batch_size=32 is larger than buffer_size=16, "
+            "all the transitions the buffer can hold. Raise buffer_size to at least 32, or lower batch_size.",
+        ),
+        (
+            DQN,
+            ["--model.init_args.learning_rat=0.1"],
+            "error: rl_lightning.DQN does not accept option 'learning_rat'; did you mean 'learning_rate'?",
+        ),
+        (DQN, ["--ckpt_path=missing.ckpt"], "rl-lightning: error: checkpoint missing.ckpt: no such file."),
+        (DQN, ["--ckpt_path=random.ckpt"], "rl-lightning: error: checkpoint random.ckpt is not a readable checkpoint"),
+    ],
+    ids=[
+        "env-id-typo",
+        "ppo-num-envs-0",
+        "learning-starts-past-the-end",
+        "batch-over-buffer",
+        "unknown-key",
+        "missing-checkpoint",
+        "random-bytes-checkpoint",
+    ],
+)
+def test_bad_input_exits_2_with_one_message_and_leaves_nothing(
+    tmp_path: Path, model: dict[str, Any], arguments: list[str], first_line: str
+) -> None:
+    config = write_config(tmp_path, model)
+    (tmp_path / "random.ckpt").write_bytes(os.urandom(4096))
+    code, stderr = cli(
+        tmp_path, "fit", "--config", str(config), f"--trainer.default_root_dir={tmp_path / 'run'}", *arguments
+    )
+    assert code == 2, stderr
+    assert message(stderr).startswith(first_line), stderr
+    assert "Traceback" not in stderr
+    assert files(tmp_path) == ["config.yaml", "random.ckpt"]
+
+
+# ---------------------------------------------------------------------------------------- faults during a fit
+LEFT_BY_A_STOPPED_RUN = ["checkpoints/last.ckpt", "config.yaml"]
+"""A fit without a logger saves its config in default_root_dir when it starts, and checkpoints below."""
+FAULTS = {"SIGTERM": "SIGTERM@1", "crash": "crash@1", "SIGINT": "SIGINT@1", "ENOSPC": "ENOSPC@1"}
+"""Each fault comes in epoch 1 (the second), at its third training step, or while its checkpoint is written."""
+
+
+@dataclass
+class Run:
+    """A fit's folder (its ``--trainer.default_root_dir``), exit status and stderr."""
+
+    root: Path
+    code: int
+    stderr: str
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
+    """Fits of the tiny DQN run: ``straight``; one per fault of :data:`FAULTS`; ``nan``, on an env whose reward is
+    NaN at step 30; then ``SIGTERM-resumed`` and ``crash-resumed``, the SIGTERM and crash runs resumed with
+    ``--ckpt_path last`` (their ``*-left`` copies hold what the fault left). Concurrent, in two waves."""
+    folder = tmp_path_factory.mktemp("runs")
+    config = write_config(folder / "config")
+    nan_config = write_config(
+        folder / "nan-config",
+        env="tests.toy_envs:RLLightningNonFinite-v0",
+        env_kwargs={"nan_at": 30, "nan_in": "reward"},
+    )
+
+    def fit(name: str, *extra: str, fault: str | None = None) -> tuple[str, subprocess.Popen]:
+        root = folder / name.removesuffix("-resumed")
+        process = start(
+            root,
+            "fit",
+            "--config",
+            str(nan_config if name == "nan" else config),
+            f"--trainer.default_root_dir={root}",
+            *extra,
+            fault=fault,
+        )
+        return name, process
+
+    def finish(wave: list[tuple[str, subprocess.Popen]]) -> dict[str, Run]:
+        return {
+            name: Run(folder / name, process.wait(timeout=600), stderr_of(folder / name.removesuffix("-resumed"), -1))
+            for name, process in wave
+        }
+
+    results = finish([fit("straight"), fit("nan"), *(fit(name, fault=fault) for name, fault in FAULTS.items())])
+    for name in ("SIGTERM", "crash"):
+        shutil.copytree(folder / name, folder / f"{name}-left")  # before the resumed run writes over it
+        results[name].root = folder / f"{name}-left"
+    resumed = finish([fit(f"{name}-resumed", "--ckpt_path=last") for name in ("SIGTERM", "crash")])
+    for name, run in resumed.items():
+        run.root = folder / name.removesuffix("-resumed")
+    return {**results, **resumed}
+
+
+def assert_same_run(got: dict[str, Any], expected: dict[str, Any]) -> None:
+    """Two checkpoints of the same point of the same run: equal env steps, parameters and optimizer states."""
+    assert got["rl_lightning"]["env_steps"] == expected["rl_lightning"]["env_steps"]
+    assert got["state_dict"].keys() == expected["state_dict"].keys()
+    for name, tensor in expected["state_dict"].items():
+        assert torch.equal(got["state_dict"][name], tensor), name
+    for got_optimizer, optimizer in zip(got["optimizer_states"], expected["optimizer_states"], strict=True):
+        for key, state in optimizer["state"].items():
+            for name, value in state.items():
+                assert torch.equal(torch.as_tensor(got_optimizer["state"][key][name]), torch.as_tensor(value))
+
+
+def test_the_straight_run_finishes(runs: dict[str, Run]) -> None:
+    straight = runs["straight"]
+    assert straight.code == 0, straight.stderr
+    assert checkpoint(straight.root)["rl_lightning"]["env_steps"] == TOTAL
+    assert "Traceback" not in straight.stderr
+
+
+def test_sigterm_checkpoints_at_the_epoch_end_exits_143_and_resumes_exactly(runs: dict[str, Run]) -> None:
+    stopped, resumed = runs["SIGTERM"], runs["SIGTERM-resumed"]
+    assert stopped.code == 143, stopped.stderr
+    assert message(stopped.stderr) == (
+        "rl-lightning: received SIGTERM: stopping at the end of this epoch, after writing a checkpoint."
+    )
+    assert files(stopped.root) == LEFT_BY_A_STOPPED_RUN
+    assert checkpoint(stopped.root)["rl_lightning"]["env_steps"] == 2 * STEPS_PER_EPOCH  # epoch 1 was finished
+    assert resumed.code == 0, resumed.stderr
+    assert_same_run(checkpoint(resumed.root), checkpoint(runs["straight"].root))
+
+
+def test_a_crashing_env_leaves_the_last_epochs_checkpoint_which_resumes_exactly(runs: dict[str, Run]) -> None:
+    crashed, resumed = runs["crash"], runs["crash-resumed"]
+    assert crashed.code == 1, crashed.stderr
+    assert message(crashed.stderr) == "RuntimeError: the simulator crashed"
+    assert files(crashed.root) == LEFT_BY_A_STOPPED_RUN
+    assert checkpoint(crashed.root)["rl_lightning"]["env_steps"] == STEPS_PER_EPOCH
+    assert resumed.code == 0, resumed.stderr
+    assert_same_run(checkpoint(resumed.root), checkpoint(runs["straight"].root))
+
+
+def test_sigint_stops_at_once_keeping_the_last_epochs_checkpoint(runs: dict[str, Run]) -> None:
+    interrupted = runs["SIGINT"]
+    assert interrupted.code == 1, interrupted.stderr
+    assert "Detected KeyboardInterrupt, attempting graceful shutdown" in interrupted.stderr
+    assert files(interrupted.root) == LEFT_BY_A_STOPPED_RUN
+    assert checkpoint(interrupted.root)["rl_lightning"]["env_steps"] == STEPS_PER_EPOCH
+
+
+def test_a_full_disk_says_so_removes_the_partial_file_and_keeps_the_previous_checkpoint(runs: dict[str, Run]) -> None:
+    full = runs["ENOSPC"]
+    assert full.code == 1, full.stderr
+    assert message(full.stderr).startswith(
+        f"rl-lightning: error: no space left on device writing checkpoint {full.root / 'checkpoints' / 'last.ckpt'} "
+        f"(about "
+    ), full.stderr
+    assert "Traceback" not in full.stderr
+    assert files(full.root) == LEFT_BY_A_STOPPED_RUN  # no last.ckpt.part
+    assert checkpoint(full.root)["rl_lightning"]["env_steps"] == STEPS_PER_EPOCH
+
+
+def test_a_nan_reward_stops_the_run_naming_the_env_and_step_before_any_checkpoint(runs: dict[str, Run]) -> None:
+    poisoned = runs["nan"]
+    assert poisoned.code == 1, poisoned.stderr
+    assert message(poisoned.stderr).startswith(
+        "rl-lightning: error: env 0 returned a non-finite reward at vector step 30"
+    ), poisoned.stderr
+    assert "Traceback" not in poisoned.stderr
+    assert files(poisoned.root) == ["config.yaml"]  # no checkpoints folder
+
+
+@pytest.mark.parametrize("kept", [0.5, 0.9])
+def test_a_truncated_checkpoint_is_refused_with_exit_2(runs: dict[str, Run], tmp_path: Path, kept: float) -> None:
+    whole = (runs["straight"].root / "checkpoints" / "last.ckpt").read_bytes()
+    (tmp_path / "truncated.ckpt").write_bytes(whole[: int(len(whole) * kept)])
+    config = write_config(tmp_path)
+    code, stderr = cli(
+        tmp_path,
+        "fit",
+        "--config",
+        str(config),
+        f"--trainer.default_root_dir={tmp_path / 'run'}",
+        "--ckpt_path=truncated.ckpt",
+    )
+    assert code == 2, stderr
+    assert message(stderr).startswith("rl-lightning: error: checkpoint truncated.ckpt is not a readable checkpoint")
+    assert files(tmp_path) == ["config.yaml", "truncated.ckpt"]
