@@ -76,7 +76,7 @@ class Collector:
     Args:
         vector_env: the environments to step.
         device: where observations are placed for the policy (the module's device).
-        check_finite: refuse non-finite observations and rewards (about a microsecond per step).
+        check_finite: refuse non-finite observations and rewards (a few microseconds per vector step).
     """
 
     def __init__(self, vector_env: VectorEnv, device: torch.device | str = "cpu", check_finite: bool = True) -> None:
