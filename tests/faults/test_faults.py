@@ -1,13 +1,15 @@
 """The fault suite: what ``rl-lightning`` does when things go wrong, run as a user runs it.
 
-Every case runs the real command (``python -m rl_lightning.cli``) in a subprocess on a tiny run (DQN on
-CartPole, 4 epochs of 256 env steps, 1024 in all; the bad-input cases stop before any env step) and asserts
-the exit status, the first line of the message, and what is left on disk. The faults injected into a running
-fit come from :class:`tests.faults.probe.FaultProbe`. The README's reliability section has the table of cases.
+Every case runs the real command (``python -m rl_lightning.cli``, or the installed ``rl-lightning`` script)
+in a subprocess on a tiny run (DQN on CartPole, 4 epochs of 256 env steps, 1024 in all; the bad-input cases
+stop before any env step) and asserts the exit status, the first line of the message, and what is left on
+disk. The faults injected into a running fit come from :class:`tests.faults.probe.FaultProbe`. The README's
+reliability section has the table of cases.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -62,34 +64,33 @@ def write_config(folder: Path, model: dict[str, Any] = DQN, **init_args: Any) ->
     return path
 
 
-def start(cwd: Path, *arguments: str, fault: str | None = None) -> subprocess.Popen:
-    """``python -m rl_lightning.cli ARGUMENTS`` started in ``cwd``, with ``fault`` injected (see ``FaultProbe``);
-    its stderr goes to ``cwd/stderr-<n>.txt``."""
+def start(cwd: Path, *command: str, fault: str | None = None) -> subprocess.Popen:
+    """``python -m rl_lightning.cli COMMAND`` started in ``cwd`` (or ``command`` itself when it starts with a path
+    to an executable), with ``fault`` injected (see ``FaultProbe``); its output goes to ``cwd/stdout-<n>.txt`` and
+    ``cwd/stderr-<n>.txt``."""
     environment = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"}
     environment.pop(FAULT, None)
     if fault is not None:
         environment[FAULT] = fault
+    if not Path(command[0]).is_absolute():
+        command = (sys.executable, "-m", "rl_lightning.cli", *command)
     cwd.mkdir(parents=True, exist_ok=True)
-    with open(cwd / f"stderr-{len(list(cwd.glob('stderr-*.txt')))}.txt", "w") as stderr:
-        return subprocess.Popen(
-            [sys.executable, "-m", "rl_lightning.cli", *arguments],
-            cwd=cwd,
-            env=environment,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
+    index = len(list(cwd.glob("stderr-*.txt")))
+    with open(cwd / f"stdout-{index}.txt", "w") as stdout, open(cwd / f"stderr-{index}.txt", "w") as stderr:
+        return subprocess.Popen(command, cwd=cwd, env=environment, stdout=stdout, stderr=stderr)
 
 
-def cli(cwd: Path, *arguments: str) -> tuple[int, str]:
-    """Run ``python -m rl_lightning.cli ARGUMENTS`` in ``cwd``: its exit status and stderr."""
-    process = start(cwd, *arguments)
+def cli(cwd: Path, *command: str) -> tuple[int, str]:
+    """Run ``command`` (see :func:`start`) in ``cwd``: its exit status and stderr."""
+    process = start(cwd, *command)
     code = process.wait(timeout=600)
     return code, stderr_of(cwd, -1)
 
 
-def stderr_of(cwd: Path, index: int) -> str:
-    """The stderr of the ``index``-th command started in ``cwd`` (-1: the latest)."""
-    return sorted(cwd.glob("stderr-*.txt"), key=lambda path: int(path.stem.split("-")[1]))[index].read_text()
+def stderr_of(cwd: Path, index: int, stream: str = "stderr") -> str:
+    """The stderr (or ``stream``) of the ``index``-th command started in ``cwd`` (-1: the latest)."""
+    paths = sorted(cwd.glob(f"{stream}-*.txt"), key=lambda path: int(path.stem.split("-")[1]))
+    return paths[index].read_text()
 
 
 def message(stderr: str) -> str:
@@ -101,8 +102,8 @@ def message(stderr: str) -> str:
 
 
 def files(folder: Path) -> list[str]:
-    """Every file under ``folder`` but the commands' stderr, relative to it, sorted."""
-    paths = (path for path in folder.rglob("*") if path.is_file() and not path.name.startswith("stderr-"))
+    """Every file under ``folder`` but the commands' output, relative to it, sorted."""
+    paths = (path for path in folder.rglob("*") if path.is_file() and not path.name.startswith(("stdout-", "stderr-")))
     return sorted(str(path.relative_to(folder)) for path in paths)
 
 
@@ -185,7 +186,13 @@ def test_bad_input_exits_2_with_one_message_and_leaves_nothing(
 # ---------------------------------------------------------------------------------------- faults during a fit
 LEFT_BY_A_STOPPED_RUN = ["checkpoints/last.ckpt", "config.yaml"]
 """A fit without a logger saves its config in default_root_dir when it starts, and checkpoints below."""
-FAULTS = {"SIGTERM": "SIGTERM@1", "crash": "crash@1", "SIGINT": "SIGINT@1", "ENOSPC": "ENOSPC@1"}
+FAULTS = {
+    "SIGTERM": "SIGTERM@1",
+    "SIGUSR1": "SIGUSR1@1",
+    "crash": "crash@1",
+    "SIGINT": "SIGINT@1",
+    "ENOSPC": "ENOSPC@1",
+}
 """Each fault comes in epoch 1 (the second), at its third training step, or while its checkpoint is written."""
 
 
@@ -271,6 +278,16 @@ def test_sigterm_checkpoints_at_the_epoch_end_exits_143_and_resumes_exactly(runs
     assert_same_run(checkpoint(resumed.root), checkpoint(runs["straight"].root))
 
 
+def test_sigusr1_outside_slurm_checkpoints_at_the_epoch_end_and_exits_138(runs: dict[str, Run]) -> None:
+    warned = runs["SIGUSR1"]
+    assert warned.code == 138, warned.stderr
+    assert message(warned.stderr) == (
+        "rl-lightning: received SIGUSR1: stopping at the end of this epoch, after writing a checkpoint."
+    )
+    assert files(warned.root) == LEFT_BY_A_STOPPED_RUN
+    assert checkpoint(warned.root)["rl_lightning"]["env_steps"] == 2 * STEPS_PER_EPOCH
+
+
 def test_a_crashing_env_leaves_the_last_epochs_checkpoint_which_resumes_exactly(runs: dict[str, Run]) -> None:
     crashed, resumed = runs["crash"], runs["crash-resumed"]
     assert crashed.code == 1, crashed.stderr
@@ -327,3 +344,47 @@ def test_a_truncated_checkpoint_is_refused_with_exit_2(runs: dict[str, Run], tmp
     assert code == 2, stderr
     assert message(stderr).startswith("rl-lightning: error: checkpoint truncated.ckpt is not a readable checkpoint")
     assert files(tmp_path) == ["config.yaml", "truncated.ckpt"]
+
+
+MY_MODULES = """
+import gymnasium
+from torch import nn
+
+gymnasium.register("MyCartPole-v0", entry_point="gymnasium.envs.classic_control:CartPoleEnv", max_episode_steps=500)
+
+
+class MyQNet(nn.Module):
+    def __init__(self, obs_dim: int, n_actions: int) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(nn.Linear(obs_dim, 16), nn.ReLU(), nn.Linear(16, n_actions))
+
+    def forward(self, x):
+        return self.layers(x)
+"""
+
+
+def test_the_console_script_finds_an_env_and_a_network_beside_the_config_and_evaluate_rebuilds_them(
+    tmp_path: Path,
+) -> None:
+    """``rl-lightning`` (the installed script, not ``python -m``) with ``env: my_modules:MyCartPole-v0`` and
+    ``q_net: {class_path: my_modules.MyQNet}`` from the current directory; one epoch of 256 env steps."""
+    script = Path(sys.executable).with_name("rl-lightning")
+    if not script.exists():
+        pytest.skip(f"no rl-lightning script beside {sys.executable} (rl-lightning is not installed there)")
+    (tmp_path / "my_modules.py").write_text(MY_MODULES)
+    network = {"class_path": "my_modules.MyQNet", "init_args": {"obs_dim": 4, "n_actions": 2}}
+    config = write_config(tmp_path, env="my_modules:MyCartPole-v0", q_net=network, total_timesteps=256)
+    code, stderr = cli(tmp_path, str(script), "fit", "--config", str(config), "--trainer.default_root_dir=run")
+    assert code == 0, stderr
+    last = "run/checkpoints/last.ckpt"
+    assert checkpoint(tmp_path / "run")["rl_lightning"]["env_steps"] == 256
+
+    code, stderr = cli(tmp_path, str(script), "evaluate", "--ckpt_path", last, "--episodes", "1")
+    assert code == 2, stderr
+    assert message(stderr).startswith(f"rl-lightning: error: checkpoint {last} ")
+    assert "my_modules.MyQNet (a class_path of its config)" in message(stderr)
+    code, stderr = cli(
+        tmp_path, str(script), "evaluate", "--ckpt_path", last, "--episodes", "1", "--weights_only", "false"
+    )
+    assert code == 0, stderr
+    assert json.loads(stderr_of(tmp_path, -1, "stdout").splitlines()[-1])["episodes"] == 1
