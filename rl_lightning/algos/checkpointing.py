@@ -37,8 +37,9 @@ PARTIAL_SUFFIX = ".part"
 """A checkpoint is written to ``<name>.part`` beside its final name, then renamed over it."""
 
 
-READ_ERRORS = (pickle.UnpicklingError, RuntimeError, ValueError, EOFError, OSError)
-"""What ``torch.load`` raises for a file it cannot read: missing, truncated, corrupt, or refused by weights_only."""
+READ_ERRORS = (pickle.UnpicklingError, RuntimeError, ValueError, EOFError, OSError, LookupError)
+"""What ``torch.load`` raises for a file it cannot read: missing, truncated, corrupt, or refused by weights_only.
+(Random bytes read as a pickle can also make torch's weights_only unpickler fail with an IndexError or KeyError.)"""
 
 
 def read_checkpoint(path: PathLike, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
