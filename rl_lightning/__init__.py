@@ -14,7 +14,7 @@ from rl_lightning.algos import (
     RLAlgorithm,
 )
 from rl_lightning.callbacks.progress import use_env_step_progress_bar
-from rl_lightning.errors import ConfigurationError
+from rl_lightning.errors import ConfigurationError, RunFault
 
 # The algorithms know nothing of the callbacks above them: the package wires its default progress bar in here.
 RLAlgorithm.trainer_adjustments.append(use_env_step_progress_bar)
@@ -34,5 +34,6 @@ __all__ = [
     "OffPolicyAlgorithm",
     "OnPolicyAlgorithm",
     "RLAlgorithm",
+    "RunFault",
     "__version__",
 ]

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
+import importlib
+import inspect
 import json
 import logging
 import os
+import re
 import sys
 import time
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
-from jsonargparse import ArgumentParser
+from jsonargparse import ArgumentError, ArgumentParser
 from lightning.pytorch import Trainer
 from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import ProgressBar
@@ -35,7 +39,7 @@ from rl_lightning.algos.compat import quiet_lightning_warnings
 from rl_lightning.callbacks import RLProgressBar, record_episodes
 from rl_lightning.callbacks.video import RenderError, check_video_writer
 from rl_lightning.data import evaluate_policy
-from rl_lightning.errors import ConfigurationError
+from rl_lightning.errors import ConfigurationError, RunFault
 from rl_lightning.runs import (
     Resume,
     checkpoint_folder,
@@ -48,10 +52,50 @@ from rl_lightning.runs import (
 
 
 class _ConciseParser(LightningArgumentParser):
-    """On a bad option, say what is wrong and where to look, without a screenful of usage first."""
+    """On a bad option, say what is wrong and where to look, without a screenful of usage first; on an unknown
+    option, the close one meant (``n_epoch`` -> ``n_epochs``)."""
 
     def print_usage(self, file: object = None) -> None:
         pass
+
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
+        parser = getattr(ex, "subcommand_parser", None) or self
+        super().error(_with_suggestion(message, [action.dest for action in parser._actions]), ex)
+
+
+def _init_arguments(class_path: str) -> list[str]:
+    """The constructor arguments a ``class_path`` accepts, its parents' included (they take ``**run``)."""
+    module_name, _, class_name = class_path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError, ValueError):
+        return []
+    names: list[str] = []
+    for klass in inspect.getmro(cls):
+        if "__init__" in vars(klass):
+            parameters = inspect.signature(klass.__init__).parameters.values()
+            names += [p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    return names
+
+
+def _with_suggestion(message: str, keys: list[str]) -> str:
+    """jsonargparse's ``message`` about an unknown option, in one line naming the close option meant, if any.
+
+    Three forms: ``Subcommand 'fit' does not accept option 'trainer.acelerator'`` (in a config file) and
+    ``unrecognized arguments: --trainer.acelerator=cpu`` (on the command line), where ``keys`` are the accepted
+    ones; and a class's ``Problem with given class_path 'rl_lightning.PPO': Option 'n_epoch' is not accepted`` in a
+    screenful about union types.
+    """
+    unknown_argument = re.search(r"Problem with given class_path '([\w.]+)':\s*Option '(\w+)' is not accepted", message)
+    if unknown_argument:
+        class_path, option = unknown_argument.groups()
+        message = f"{class_path} does not accept option '{option}'"
+        close = difflib.get_close_matches(option, _init_arguments(class_path), n=1)
+    else:
+        unknown_key = re.search(r"does not accept option '([\w.]+)'|unrecognized arguments: --([\w.]+)", message)
+        key = unknown_key and (unknown_key.group(1) or unknown_key.group(2))
+        close = difflib.get_close_matches(key, keys, n=1) if key else []
+    return f"{message}; did you mean '{close[0]}'?" if close else message
 
 
 COMMANDS = """Reinforcement learning with PyTorch Lightning. Commands:
@@ -272,11 +316,16 @@ def _without_lightning_tips() -> Iterator[None]:
             logger.removeFilter(not_a_tip)
 
 
-def _configuration_error(error: BaseException) -> ConfigurationError | None:
-    """The ConfigurationError behind ``error``, however deep jsonargparse or Lightning wrapped it."""
+EXIT_FAULT, EXIT_BAD_INPUT = 1, 2
+"""Exit statuses: a run that met a fault (:class:`RunFault`), and bad input (:class:`ConfigurationError`); a run
+stopped by a signal exits with ``128 + signal number`` (:mod:`rl_lightning.algos.preemption`)."""
+
+
+def _explained_error(error: BaseException) -> ConfigurationError | RunFault | None:
+    """The ConfigurationError or RunFault behind ``error``, however deep jsonargparse or Lightning wrapped it."""
     seen = set()
     while error is not None and id(error) not in seen:
-        if isinstance(error, ConfigurationError):
+        if isinstance(error, ConfigurationError | RunFault):
             return error
         seen.add(id(error))
         error = error.__cause__ or error.__context__
@@ -286,11 +335,19 @@ def _configuration_error(error: BaseException) -> ConfigurationError | None:
 def load_algorithm(ckpt_path: str, device: str = "cpu", weights_only: bool = True) -> RLAlgorithm:
     """The algorithm saved in a checkpoint written by ``rl-lightning fit`` or a Trainer, ready to act.
 
-    Only the hyperparameters and the ``state_dict`` are used. With ``weights_only`` (the default) the file is
-    read with ``torch.load(weights_only=True)``, which cannot run code from it, and only algorithms of
-    rl-lightning itself are built; the pickled environments inside (for resuming) are never unpickled.
+    Only the hyperparameters and the ``state_dict`` are used. A network or env that the training config named by
+    ``class_path`` is built again from its ``class_path`` and ``init_args``, as the CLI built it. With
+    ``weights_only`` (the default) the file is read with ``torch.load(weights_only=True)``, which cannot run code
+    from it, and only classes of rl-lightning itself are built; the pickled environments inside (for resuming)
+    are never unpickled.
     """
-    checkpoint = read_checkpoint(ckpt_path, map_location=device, weights_only=weights_only)
+    try:
+        checkpoint = read_checkpoint(ckpt_path, map_location=device, weights_only=weights_only)
+    except AttributeError as error:  # unpickling (weights_only=False) an object of a class that __main__ defined
+        main_class = re.search(r"Can't get attribute '(\w+)' on <module '[\w.]*__main__'", str(error))
+        if main_class is None:
+            raise
+        raise ConfigurationError(_main_class_message(ckpt_path, f"__main__.{main_class.group(1)}")) from None
     algorithm_path = checkpoint.get("rl_lightning", {}).get("algorithm")
     if algorithm_path is None:
         raise ConfigurationError(f"checkpoint {ckpt_path} was not written by an rl-lightning algorithm.")
@@ -323,19 +380,36 @@ def _build_algorithm(
 ) -> RLAlgorithm:
     """The algorithm from its saved hyperparameters. ``rl-lightning fit`` saves arguments given as configs
     (``class_path`` / ``init_args``: wrappers such as AtariPreset, networks) as those configs: they are built as
-    the CLI built them."""
+    the CLI built them, through the algorithm's signature."""
     class_paths = _class_paths(hyperparameters)
     if not class_paths:
         return algorithm_class(**hyperparameters)
-    foreign = [path for path in class_paths if path.partition(".")[0] not in ("rl_lightning", "gymnasium")]
-    if weights_only and foreign:
-        raise ConfigurationError(
-            f"checkpoint {ckpt_path} builds {', '.join(foreign)}, from outside rl-lightning and gymnasium; importing "
-            f"it runs its module's code. If you trust the checkpoint, pass --weights_only false."
-        )
+    for class_path in class_paths:
+        if class_path.startswith("__main__."):
+            raise ConfigurationError(_main_class_message(ckpt_path, class_path))
+        if weights_only and class_path.partition(".")[0] not in ("rl_lightning", "gymnasium"):
+            raise ConfigurationError(
+                f"checkpoint {ckpt_path} was trained with {class_path} (a class_path of its config); building it "
+                f"again imports its module, which runs that module's code. If you trust the checkpoint, pass "
+                f"--weights_only false."
+            )
     parser = ArgumentParser(exit_on_error=False)
     parser.add_class_arguments(algorithm_class, "model", fail_untyped=False)
-    return parser.instantiate(parser.parse_object({"model": hyperparameters})).model
+    try:
+        return parser.instantiate(parser.parse_object({"model": hyperparameters})).model
+    except (ImportError, AttributeError, ArgumentError) as error:
+        raise ConfigurationError(
+            f"checkpoint {ckpt_path} was trained with {', '.join(class_paths)}, which cannot be built here ({error}); "
+            f"run evaluate where those modules are importable (e.g. from the folder training ran in)."
+        ) from None
+
+
+def _main_class_message(ckpt_path: str, name: str) -> str:
+    return (
+        f"checkpoint {ckpt_path} holds {name}, a class defined in the training script itself (__main__), which no "
+        f"other program can rebuild. Evaluate it from Python inside that script (rl_lightning.cli.load_algorithm("
+        f"path, weights_only=False) once the class is defined), or move the class into a module and train again."
+    )
 
 
 def evaluate(argv: Sequence[str]) -> None:
@@ -394,9 +468,34 @@ def evaluate(argv: Sequence[str]) -> None:
     )
 
 
+CKPT_PATH_KEYWORDS = ("last", "best", "hpc", "registry")
+"""``--ckpt_path`` values that Lightning resolves itself rather than as a file."""
+
+
+def check_ckpt_path(command: Sequence[str]) -> None:
+    """Refuse a ``--ckpt_path`` file that does not exist before anything is written (the run's ``config.yaml``
+    is written when fitting starts, before Lightning reads the checkpoint)."""
+    for index, argument in enumerate(command):
+        if argument.startswith("--ckpt_path="):
+            path = argument.partition("=")[2]
+        elif argument == "--ckpt_path" and index + 1 < len(command):
+            path = command[index + 1]
+        else:
+            continue
+        is_file = path not in CKPT_PATH_KEYWORDS and not path.startswith("registry:") and "://" not in path
+        if is_file and not Path(path).is_file():
+            raise ConfigurationError(f"checkpoint {path}: no such file.")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of ``rl-lightning``; ``argv`` defaults to the command line."""
+    """Entry point of ``rl-lightning``; ``argv`` defaults to the command line.
+
+    The current directory is on the import path, as under ``python -m rl_lightning.cli``, so that a config naming
+    an env or a network from a module beside it (``env: my_envs:MyEnv-v0``) works with either command.
+    """
     command = list(sys.argv[1:] if argv is None else argv)
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         if command and command[0] == "evaluate":
             evaluate(command[1:])
@@ -405,13 +504,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         elif any(arg == "--seeds" or arg.startswith("--seeds=") for arg in command):
             sys.exit(seeds.main(command))
         else:
+            check_ckpt_path(command)
             RLCLI(args=argv)
     except Exception as error:
-        configuration_error = _configuration_error(error)
-        if configuration_error is None:
+        explained = _explained_error(error)
+        if explained is None:
             raise
-        print(f"rl-lightning: error: {configuration_error}", file=sys.stderr)
-        sys.exit(2)
+        print(f"rl-lightning: error: {explained}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT if isinstance(explained, ConfigurationError) else EXIT_FAULT)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Everything a user can get wrong (an env id, a space an algorithm cannot handle, a network of the wrong
 shape, impossible hyperparameters) raises :class:`ConfigurationError` with one message that names the
-problem and the fix. The CLI prints that message and exits non-zero, without a traceback.
+problem and the fix. The CLI prints that message and exits non-zero, without a traceback. A fault met during a
+run (:class:`RunFault`) is told the same way.
 """
 
 from __future__ import annotations
@@ -14,6 +15,11 @@ from typing import Any
 
 class ConfigurationError(ValueError):
     """Bad input from the user: the message says what is wrong and how to fix it."""
+
+
+class RunFault(RuntimeError):
+    """A run that cannot go on (a full disk, non-finite values): the message says what happened, where, and what
+    was kept. The CLI prints it and exits with status 1, without a traceback."""
 
 
 def _number(value: Any) -> bool:

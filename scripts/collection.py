@@ -8,11 +8,14 @@ alike:
 - **ours**: ``Collector.step(actions)`` with a torch tensor (what a policy returns): the action's trip to
   numpy, the env step, episode bookkeeping, the autoreset step's ``valid`` flags and the observations and
   rewards as tensors, i.e. everything our datasets get from a step. No policy runs and no buffer is filled.
+- **unchecked**: the same with ``Collector(check_finite=False)``, which skips the check of observations and
+  rewards for NaN and infinities: ``ours / unchecked`` is what that check costs.
 
 Each vectorization (``sync``, ``async`` with one subprocess per env, ``native``: gymnasium's own vectorized
 CartPole) is measured with 1, 8 and 64 envs. A warm-up sizes each case's segments to about ``--seconds`` of
 raw stepping; each side is reset with the same seeds (outside the clock) before each timed segment.
-Reported: medians over rounds of env steps per second, and the median of the per-round ratios ours / raw.
+Reported: medians over rounds of env steps per second, and the medians of the per-round ratios ours / raw and
+ours / unchecked.
 
     python scripts/collection.py            # about 4 minutes on 2 cores (async: 64 subprocesses)
     python scripts/collection.py --quick    # about a minute
@@ -55,7 +58,7 @@ def ours_rate(collector: Collector, actions: torch.Tensor) -> float:
 
 def measure(vectorization: str, num_envs: int, rounds: int, seconds: float) -> dict[str, Any]:
     env = make_vector_env("CartPole-v1", num_envs, vectorization=vectorization)
-    collector = Collector(env)
+    collector, unchecked_collector = Collector(env), Collector(env, check_finite=False)
     rng = np.random.default_rng(0)
     # Speeds differ by 300x between cases: a warm-up of both sides sizes the segments to about `seconds` each.
     warm_up = rng.integers(0, 2, size=(100, num_envs))
@@ -64,28 +67,34 @@ def measure(vectorization: str, num_envs: int, rounds: int, seconds: float) -> d
     actions = rng.integers(0, 2, size=(max(20, int(rate * seconds) // num_envs), num_envs))
     # What a policy hands the collector: one tensor per step (rows of one tensor, as a network's output is).
     actions_tensor = torch.from_numpy(actions)
-    raw, ours, ratios = [], [], []
+    raw, ours, unchecked, ratios, check_ratios = [], [], [], [], []
     for _ in range(rounds):
         raw.append(raw_rate(env, actions))
         ours.append(ours_rate(collector, actions_tensor))
+        unchecked.append(ours_rate(unchecked_collector, actions_tensor))
         ratios.append(ours[-1] / raw[-1])
-    collector.close()
+        check_ratios.append(ours[-1] / unchecked[-1])
+    collector.close()  # closes the env both collectors step
     return {
         "vectorization": vectorization,
         "num_envs": num_envs,
         "raw": statistics.median(raw),
         "ours": statistics.median(ours),
         "ratio": statistics.median(ratios),
+        "unchecked": statistics.median(unchecked),
+        "check_ratio": statistics.median(check_ratios),
     }
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| vectorization | envs | raw env steps/s | ours env steps/s | ours / raw |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| vectorization | envs | raw env steps/s | ours env steps/s | ours / raw | unchecked env steps/s "
+        "| ours / unchecked |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:
-        rates = f"{row['raw']:,.0f} | {row['ours']:,.0f} | {row['ratio']:.2f}"
+        rates = f"{row['raw']:,.0f} | {row['ours']:,.0f} | {row['ratio']:.2f} | {row['unchecked']:,.0f}"
+        rates += f" | {row['check_ratio']:.3f}"
         lines.append(f"| {row['vectorization']} | {row['num_envs']} | {rates} |")
     return "\n".join(lines)
 

@@ -74,7 +74,12 @@ def test_print_config_shows_the_resolved_model(capsys):
         ("--model.init_args.env=Pendulum-v1", "DQN takes Discrete action spaces"),
         ("--model.init_args.buffer_size=0", "buffer_size=0 must be a positive number"),
         ("--model.init_args.batch_size=4096", "Raise learning_starts to at least 4096"),
-        ("--model.init_args.no_such_key=3", "Option 'no_such_key' is not accepted"),
+        ("--model.init_args.no_such_key=3", "rl_lightning.DQN does not accept option 'no_such_key'\n"),
+        ("--model.init_args.learning_rat=0.1", "does not accept option 'learning_rat'; did you mean 'learning_rate'?"),
+        ("--trainer.acelerator=cpu", "--trainer.acelerator=cpu; did you mean 'trainer.accelerator'?"),
+        ("--ckpt_path=missing.ckpt", "rl-lightning: error: checkpoint missing.ckpt: no such file."),
+        ("--model.init_args.learning_starts=50000", "learning_starts=50000 is not below total_timesteps=50000"),
+        ("--model.init_args.buffer_size=32", "Raise buffer_size to at least 64"),
     ],
 )
 def test_bad_input_exits_2_with_one_message_and_writes_nothing(tmp_path, capsys, override, message):
@@ -125,3 +130,51 @@ def test_a_checkpoint_with_wrappers_given_as_configs_builds_them_for_evaluate():
     foreign = {"class_path": "some_package.Wrapper"}
     with pytest.raises(ConfigurationError, match=r"some_package\.Wrapper"):
         _build_algorithm(PPO, {"env": "MinAtar/Breakout-v1", "wrappers": [foreign]}, "run.ckpt", weights_only=True)
+
+
+NETWORK_FROM_YAML = [
+    "--model.init_args.q_net.class_path=tests.algos.test_dqn.TutorialQNet",
+    "--model.init_args.q_net.init_args.obs_dim=4",
+    "--model.init_args.q_net.init_args.n_actions=2",
+]
+
+
+def test_evaluate_rebuilds_a_network_that_the_config_named_by_class_path(tmp_path, capsys):
+    root = f"--trainer.default_root_dir={tmp_path / 'run'}"
+    assert run("fit", "--config", CONFIG, *TINY, *NETWORK_FROM_YAML, "--trainer.callbacks=[]", root) == 0
+    checkpoint = str(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    capsys.readouterr()
+    assert run("evaluate", "--ckpt_path", checkpoint, "--episodes", "1") == 2
+    assert "was trained with tests.algos.test_dqn.TutorialQNet (a class_path of its config)" in capsys.readouterr().err
+    assert run("evaluate", "--ckpt_path", checkpoint, "--episodes", "1", "--weights_only", "false") == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["episodes"] == 1
+
+
+class ScriptNet(torch.nn.Module):
+    """Stands for a network class written in a training script (``__main__``)."""
+
+
+def test_evaluate_explains_a_class_of_the_training_scripts_main(tmp_path, capsys, monkeypatch):
+    main_module = __import__("__main__")
+    monkeypatch.setattr(ScriptNet, "__module__", "__main__")
+    monkeypatch.setattr(main_module, "ScriptNet", ScriptNet, raising=False)
+    checkpoint = tmp_path / "script.ckpt"
+    torch.save({"rl_lightning": {"algorithm": "rl_lightning.algos.dqn.DQN"}, "hyper_parameters": {"q_net": ScriptNet()},
+                "state_dict": {}}, checkpoint)
+    monkeypatch.delattr(main_module, "ScriptNet")  # evaluate runs in another program, without the class
+    assert run("evaluate", "--ckpt_path", str(checkpoint), "--weights_only", "false") == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"rl-lightning: error: checkpoint {checkpoint} holds __main__.ScriptNet, a class defined in ")
+    assert "Traceback" not in err
+
+
+def test_an_env_module_in_the_current_directory_is_importable(tmp_path, capsys, monkeypatch):
+    (tmp_path / "my_envs_here.py").write_text(
+        "import gymnasium\n"
+        "gymnasium.register('MyCartPole-v0', entry_point='gymnasium.envs.classic_control:CartPoleEnv')\n"
+    )
+    monkeypatch.setattr("sys.path", [p for p in __import__("sys").path if p not in ("", str(tmp_path))])
+    # An impossible size checked after the env is built: the message shows the env module was imported.
+    assert run("fit", "--config", CONFIG, "--model.init_args.env=my_envs_here:MyCartPole-v0",
+               "--model.init_args.learning_starts=50000") == 2
+    assert "learning_starts=50000 is not below total_timesteps" in capsys.readouterr().err

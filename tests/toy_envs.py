@@ -10,6 +10,8 @@ the episode; :func:`counting_env` adds a gymnasium ``TimeLimit`` so that an epis
 ``MaskedCountingEnv`` is ``CountingEnv`` with a known mask in its info: action 1 is valid after odd steps only.
 ``InvalidActionEnv`` offers a random set of valid actions at every step, in ``info["action_mask"]``: a valid
 action earns a reward, an invalid one ends the episode with a penalty.
+
+``NonFiniteEnv`` is a ``CountingEnv`` that returns a NaN observation or reward at one step.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ INVALID_ACTION_ID = "RLLightningInvalidAction-v0"
 
 TORCH_COUNTING_ID = "RLLightningTorchCounting-v0"
 """``TorchCountingEnv``, registered for ``vectorization="torch"`` under this id when this module is imported."""
+NON_FINITE_ID = "RLLightningNonFinite-v0"
+"""``NonFiniteEnv`` with a time limit of 50 steps, registered under this id when this module is imported."""
 
 
 class CountingEnv(gym.Env):
@@ -71,6 +75,22 @@ class MaskedCountingEnv(CountingEnv):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         observation, reward, terminated, truncated, _ = super().step(action)
         return observation, reward, terminated, truncated, self._info()
+class NonFiniteEnv(CountingEnv):
+    """A ``CountingEnv`` whose ``nan_in`` (``"observation"`` or ``"reward"``) is NaN at every episode's ``nan_at``-th
+    step (never with ``nan_at=None``)."""
+
+    def __init__(self, nan_at: int | None = None, nan_in: str = "observation", render_mode: str | None = None) -> None:
+        super().__init__(render_mode=render_mode)
+        self.nan_at, self.nan_in = nan_at, nan_in
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        observation, reward, terminated, truncated, info = super().step(action)
+        if self.t == self.nan_at:
+            if self.nan_in == "observation":
+                observation[0] = np.nan
+            else:
+                reward = float("nan")
+        return observation, reward, terminated, truncated, info
 
 
 def counting_env(terminate_at: int | None = None, truncate_at: int | None = None) -> gym.Env:
@@ -240,3 +260,5 @@ def stacked_frames_vector_env(
         return gym.wrappers.FrameStackObservation(env, stack_size, padding_type=padding)
 
     return SyncVectorEnv([build] * num_envs, autoreset_mode=AutoresetMode.NEXT_STEP)
+if NON_FINITE_ID not in gym.registry:
+    gym.register(NON_FINITE_ID, entry_point=NonFiniteEnv, max_episode_steps=50)

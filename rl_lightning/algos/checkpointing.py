@@ -3,10 +3,12 @@ RNGs, and the default checkpoint callback."""
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import random
 import re
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +25,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from rl_lightning.algos.compat import attached_trainer
 from rl_lightning.distributed import gather_on_rank_zero
-from rl_lightning.errors import ConfigurationError
+from rl_lightning.errors import ConfigurationError, RunFault
 
 if TYPE_CHECKING:
     from rl_lightning.algos.base import RLAlgorithm
@@ -35,8 +37,9 @@ PARTIAL_SUFFIX = ".part"
 """A checkpoint is written to ``<name>.part`` beside its final name, then renamed over it."""
 
 
-READ_ERRORS = (pickle.UnpicklingError, RuntimeError, ValueError, EOFError, OSError)
-"""What ``torch.load`` raises for a file it cannot read: missing, truncated, corrupt, or refused by weights_only."""
+READ_ERRORS = (pickle.UnpicklingError, RuntimeError, ValueError, EOFError, OSError, LookupError)
+"""What ``torch.load`` raises for a file it cannot read: missing, truncated, corrupt, or refused by weights_only.
+(Random bytes read as a pickle can also make torch's weights_only unpickler fail with an IndexError or KeyError.)"""
 
 
 def read_checkpoint(path: PathLike, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
@@ -80,8 +83,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     as the checkpoints; otherwise a copy into the final name, which a kill interrupts halfway. Here the checkpoint
     streams into ``<name>.part`` beside its final name (no copy in memory), is flushed to disk (``fsync``), and
     is renamed over the final name (atomic on POSIX and Windows). A kill at any moment leaves the previous
-    checkpoint intact, and at most one ``.part`` file, overwritten by the next save. Other filesystems (``s3://``
-    ...) keep Lightning's own write. Reading errors become a :class:`ConfigurationError` (:func:`read_checkpoint`).
+    checkpoint intact, and at most one ``.part`` file, overwritten by the next save. A write that fails removes
+    its ``.part`` file; one that fails for want of space raises :class:`~rl_lightning.errors.RunFault` naming the
+    path and the size. Other filesystems (``s3://`` ...) keep Lightning's own write. Reading errors become a
+    :class:`ConfigurationError` (:func:`read_checkpoint`).
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: PathLike, storage_options: Any | None = None) -> None:
@@ -92,9 +97,21 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         path = Path(local_path)
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(path.name + PARTIAL_SUFFIX)
-        torch.save(checkpoint, partial)
-        _fsync(partial)
-        os.replace(partial, path)
+        try:
+            torch.save(checkpoint, partial)
+            _fsync(partial)
+            os.replace(partial, path)
+        except BaseException as error:
+            partial.unlink(missing_ok=True)  # a partial file would keep a full disk full
+            size = checkpoint_size(checkpoint)
+            if _disk_full(error, path.parent, size):
+                raise RunFault(
+                    f"no space left on device writing checkpoint {path} (about {_mebibytes(size)}, "
+                    f"{_mebibytes(shutil.disk_usage(path.parent).free)} free); the partial file is removed and "
+                    f"the previous checkpoint is kept. Free some space, or write checkpoints elsewhere "
+                    f"(--trainer.default_root_dir), then resume with --ckpt_path last."
+                ) from None
+            raise
         if os.name == "posix":  # the rename itself reaches the disk once the folder is synced (not possible on Windows)
             _fsync(path.parent)
 
@@ -105,6 +122,34 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         weights_only: bool | None = None,
     ) -> dict[str, Any]:
         return read_checkpoint(path, map_location, weights_only)
+
+
+def checkpoint_size(checkpoint: Any) -> int:
+    """The bytes of the tensors and byte strings in ``checkpoint``: about what writing it takes on disk."""
+    if isinstance(checkpoint, torch.Tensor):
+        return checkpoint.untyped_storage().nbytes()
+    if isinstance(checkpoint, bytes | bytearray):
+        return len(checkpoint)
+    if isinstance(checkpoint, dict):
+        return sum(checkpoint_size(value) for value in checkpoint.values())
+    if isinstance(checkpoint, list | tuple):
+        return sum(checkpoint_size(item) for item in checkpoint)
+    return 0
+
+
+def _disk_full(error: BaseException, folder: Path, size: int) -> bool:
+    """Whether writing ``size`` bytes into ``folder`` failed for want of space.
+
+    An ``OSError`` says so by its errno; torch's writer raises a ``RuntimeError`` without one ("unexpected pos",
+    "file write failed"), which counts as a full disk when less than ``size`` bytes are free now.
+    """
+    if isinstance(error, OSError):
+        return error.errno in (errno.ENOSPC, errno.EDQUOT)
+    return isinstance(error, RuntimeError) and shutil.disk_usage(folder).free < size
+
+
+def _mebibytes(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"
 
 
 def _fsync(path: Path) -> None:
@@ -182,6 +227,7 @@ class RunState(LightningModule):
 
     env_steps: int
     seed: int
+    check_finite: bool
     collector: Collector | None
     generator: torch.Generator | None
     _pending_global_rng: dict[str, Any] | None  # restored when training starts
@@ -214,6 +260,8 @@ class RunState(LightningModule):
         self.collector.reset(self.seed + self.env_steps, self.global_rank)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.check_finite:
+            refuse_non_finite_state(self)
         write_run_state(self, checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -286,6 +334,22 @@ def _check_world_size(module: RLAlgorithm, saved: dict[str, Any]) -> None:
             f"generators are in the checkpoint and cannot be split or merged over another number of processes. "
             f"Resume with devices x num_nodes = {saved_world_size}, or start a new run from its networks with "
             f"{type(module).__name__}.load_from_checkpoint(path) (new envs and buffers)."
+        )
+
+
+def refuse_non_finite_state(module: LightningModule) -> None:
+    """Raise :class:`RunFault` before a checkpoint of ``module`` with a NaN or infinite parameter or buffer is
+    written (one sync per checkpoint): such a model would be resumed, or kept as the "best" one."""
+    state = [(name, t) for name, t in module.state_dict().items() if t.is_floating_point() or t.is_complex()]
+    if not state:
+        return
+    finite = torch.stack([tensor.isfinite().all() for _, tensor in state]).tolist()
+    bad = [name for (name, _), ok in zip(state, finite, strict=True) if not ok]
+    if bad:
+        raise RunFault(
+            f"{bad[0]} holds NaN or infinite values{f' (and {len(bad) - 1} more tensors)' if len(bad) > 1 else ''}: "
+            f"no checkpoint is written from a non-finite model, and the previous one is kept. Lower learning_rate or "
+            f"clip gradients (max_grad_norm), then resume from the last checkpoint with --ckpt_path last."
         )
 
 

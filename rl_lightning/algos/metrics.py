@@ -79,6 +79,13 @@ class EpochMeans:
                 self._sums[name] = value.clone()
                 self._counts[name] = 1
 
+    def non_finite(self) -> list[str]:
+        """The names whose sum since the last :meth:`pop` is NaN or infinite: one of their values was (one sync)."""
+        if not self._sums:
+            return []
+        finite = torch.stack([total.isfinite().all() for total in self._sums.values()]).tolist()
+        return [name for name, ok in zip(self._sums, finite, strict=True) if not ok]
+
     def pop(self) -> dict[str, Tensor]:
         """The means since the last call, and forget them."""
         means = {name: total / self._counts[name] for name, total in self._sums.items()}

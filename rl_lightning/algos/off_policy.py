@@ -86,11 +86,21 @@ class OffPolicyAlgorithm(RLAlgorithm):
                 f"steps_per_epoch={self.steps_per_epoch} must be a multiple of train_freq={train_freq}, e.g. "
                 f"{train_freq * max(1, round(self.steps_per_epoch / train_freq))}."
             )
-        first_update_size = min(buffer_size, max(learning_starts, train_freq))
+        if learning_starts >= self.total_timesteps:
+            raise ConfigurationError(
+                f"learning_starts={learning_starts} is not below total_timesteps={self.total_timesteps}: training "
+                f"would end before the first update. Lower learning_starts or raise total_timesteps."
+            )
+        if batch_size > buffer_size:
+            raise ConfigurationError(
+                f"batch_size={batch_size} is larger than buffer_size={buffer_size}, all the transitions the buffer "
+                f"can hold. Raise buffer_size to at least {batch_size}, or lower batch_size."
+            )
+        first_update_size = max(learning_starts, train_freq)
         if batch_size > first_update_size:
             raise ConfigurationError(
                 f"batch_size={batch_size} is larger than the {first_update_size} transitions the buffer holds "
-                f"at the first update (buffer_size={buffer_size}, learning_starts={learning_starts}, "
+                f"at the first update (learning_starts={learning_starts}, "
                 f"train_freq={train_freq}). Raise learning_starts to at least {batch_size}, or lower batch_size."
             )
         self.buffer_size, self.learning_starts, self.batch_size = buffer_size, learning_starts, batch_size

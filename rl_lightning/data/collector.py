@@ -21,7 +21,7 @@ from rl_lightning.envs import (
     vector_env_state,
 )
 from rl_lightning.envs.torch_vector import where_rows
-from rl_lightning.errors import ConfigurationError
+from rl_lightning.errors import ConfigurationError, RunFault
 
 EVAL_CHECK_EVERY = 16
 """Vector steps between two checks (host syncs) of whether a torch env's evaluation has played its episodes."""
@@ -101,10 +101,16 @@ class Collector:
     Where a numpy env gives valid-action masks beside its observations (``info["action_mask"]``),
     :attr:`action_masks` holds those of the current observations, and the policy is given them.
 
+    With ``check_finite``, an observation or reward holding a NaN or an infinity raises
+    :class:`~rl_lightning.errors.RunFault` naming the env and the step, before anything can act on it or store
+    it. The values are checked on the host, where the env made them, so the check never waits for the device.
+
     Args:
         vector_env: the environments to step.
         device: where observations are placed for the policy (the module's device); a torch env's tensors must
             live there already.
+        check_finite: refuse a numpy env's non-finite observations and rewards (a few microseconds per vector
+            step).
         env_records: report the episodes a numpy env records itself (gymnasium's ``RecordEpisodeStatistics``,
             ``info["episode"]``) instead of summing the rewards seen here: where wrappers above the recorder
             change the training signal (Atari's life-loss episode ends and clipped rewards), the env's records
@@ -112,12 +118,18 @@ class Collector:
     """
 
     def __init__(
-        self, vector_env: VectorEnv | TorchVectorEnv, device: torch.device | str = "cpu", env_records: bool = False
+        self,
+        vector_env: VectorEnv | TorchVectorEnv,
+        device: torch.device | str = "cpu",
+        check_finite: bool = True,
+        env_records: bool = False,
     ) -> None:
         self.env = vector_env
         self.env_records = env_records
         self.num_envs = vector_env.num_envs
         self.device = torch.device(device)
+        self.check_finite = check_finite
+        self.steps = 0  # vector steps since the envs were first reset: where error messages place a step
         self._on_cpu = self.device.type == "cpu"
         self.on_device = steps_tensors(vector_env)
         """Whether the env steps torch tensors (see the class docstring)."""
@@ -188,6 +200,8 @@ class Collector:
         """Reset every sub-env with seeds derived from ``seed`` and ``rank``; forget unfinished episodes."""
         observations, infos = reset_vector_env(self.env, seed, rank)
         if not self.on_device:
+            if self.check_finite:
+                self._refuse_non_finite("observation", observations)
             self._read_action_masks(infos)
         self.policy_state = None
         if self.on_device:
@@ -230,6 +244,10 @@ class Collector:
         terminations, truncations = np.asarray(terminations, bool), np.asarray(truncations, bool)
         valid = ~self._autoreset
         rewards = np.asarray(rewards, dtype=np.float64)
+        self.steps += 1
+        if self.check_finite:
+            self._refuse_non_finite("observation", next_obs)
+            self._refuse_non_finite("reward", rewards)
 
         # In place and masked in one ufunc each: this bookkeeping runs once per vector step.
         np.add(self._episode_returns, rewards, out=self._episode_returns, where=valid)
@@ -305,6 +323,19 @@ class Collector:
         )
         self.observations = observations
         return transition
+
+    def _refuse_non_finite(self, kind: str, values: np.ndarray) -> None:
+        """Raise :class:`RunFault` naming the first env whose ``values`` (one row per env) hold a NaN or infinity."""
+        if values.dtype.kind not in "fc" or np.isfinite(values).all():  # integers (images) are always finite
+            return
+        finite = np.isfinite(values.reshape(self.num_envs, -1)).all(axis=1)
+        env_index = int(np.flatnonzero(~finite)[0])
+        when = f"vector step {self.steps}" if self.steps else "reset"
+        raise RunFault(
+            f"env {env_index} returned a non-finite {kind} at {when} ({values[env_index].tolist()}); nothing was "
+            f"learned from it and no checkpoint is written after it. Fix the env (or wrap it to replace such values), "
+            f"then resume from the last checkpoint with --ckpt_path last."
+        )
 
     def _finished_episodes(self) -> Episodes:
         if not self._finished:
@@ -385,6 +416,7 @@ class Collector:
             "episode_returns": torch.from_numpy(self._episode_returns.copy()),
             "episode_lengths": torch.from_numpy(self._episode_lengths.copy()),
             "finished": [torch.from_numpy(part.copy()) for part in finished],
+            "steps": self.steps,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -413,6 +445,7 @@ class Collector:
         self.action_masks = _to_device(state.get("action_masks"), self.device)
         self._episode_returns = state["episode_returns"].numpy().copy()
         self._episode_lengths = state["episode_lengths"].numpy().copy()
+        self.steps = state.get("steps", 0)
         env_indices, returns, lengths = (part.numpy() for part in state["finished"])
         self._finished = [(env_indices, returns, lengths)] if len(env_indices) else []
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, NamedTuple
 
@@ -72,6 +73,19 @@ def check_env_id(env_id: str) -> str:
         f"`python -c 'import gymnasium; gymnasium.pprint_registry()'`; an env from another package is "
         f"given as 'package.module:EnvId'."
     )
+
+
+EXTRAS = {"mujoco": 'pip install "rl-lightning[mujoco]"'}
+"""What installs a gymnasium extra that rl-lightning has an extra of its own for."""
+
+
+def missing_dependency(env_id: str, error: gym.error.DependencyNotInstalled) -> str:
+    """The message for ``env_id``, whose package needs what ``error`` says is not installed: what to install."""
+    extra = re.search(r'gymnasium\[(\w+)\]', str(error))
+    name = extra.group(1) if extra else None
+    install = EXTRAS.get(name) or (f'pip install "gymnasium[{name}]"' if name else "the package it names")
+    reason = str(error).splitlines()[0]
+    return f"env={env_id!r} needs a package that is not installed ({reason}). Install it: {install}."
 
 
 def register_torch_env(env_id: str, factory: TorchEnvFactory) -> None:
@@ -162,7 +176,10 @@ def _single_env_factory(
             # (async vectorization), where the registration made in this process does not exist; Atari and
             # MinAtar ids are registered there again for the same reason.
             register_pixel_envs(env.rpartition(":")[2])
-            made = gym.make(env, **env_kwargs)
+            try:
+                made = gym.make(env, **env_kwargs)
+            except gym.error.DependencyNotInstalled as err:
+                raise ConfigurationError(missing_dependency(env, err)) from None
             for wrap in wrappers:
                 made = wrap(made)
             return for_evaluation(made) if evaluation else made

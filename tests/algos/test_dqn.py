@@ -132,6 +132,8 @@ def test_q_net_with_wrong_output_shape_is_refused_naming_the_expected_shape():
     ("overrides", "message"),
     [
         ({"batch_size": 512}, "Raise learning_starts to at least 512"),
+        ({"batch_size": 64, "buffer_size": 48}, "Raise buffer_size to at least 64"),
+        ({"learning_starts": 1024}, "learning_starts=1024 is not below total_timesteps=1024"),
         ({"buffer_size": 0}, "buffer_size=0 must be a positive number"),
         ({"num_envs": -1}, "num_envs=-1 must be a positive number"),
         ({"num_envs": 3}, "train_freq=4 env steps is not a whole number of steps of the 3 envs"),

@@ -79,7 +79,8 @@ def test_soft_td_target_on_known_values():
 
 
 def test_actions_are_uniform_before_learning_starts_then_from_the_policy_within_the_bounds():
-    sac = SAC(learning_starts=1000, **{k: v for k, v in SMALL.items() if k != "learning_starts"})
+    run = {**SMALL, "learning_starts": 1000, "total_timesteps": 2048}
+    sac = SAC(**run)
     sac.generator = torch.Generator().manual_seed(0)
     observations = torch.randn(4096, 3)
     warmup = sac.act(observations)

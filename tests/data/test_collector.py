@@ -19,8 +19,9 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from rl_lightning.buffers import ReplayBuffer
 from rl_lightning.data import Collector, Transition, evaluate_policy
 from rl_lightning.envs import make_vector_env
+from rl_lightning.errors import RunFault
 from tests.helpers import StepsSinceStartPolicy, ZeroPolicy
-from tests.toy_envs import CountingEnv, MaskedCountingEnv, counting_env, counting_vector_env
+from tests.toy_envs import CountingEnv, MaskedCountingEnv, NonFiniteEnv, counting_env, counting_vector_env
 
 
 class MaskRecordingPolicy(ZeroPolicy):
@@ -285,3 +286,30 @@ class _EveryStepEnds(gym.Wrapper):
             return self.env.reset(seed=seed, options=options)
         observation, _, self._game_over, _, info = self.env.step(0)
         return observation, info
+
+
+def non_finite_envs(nan_at: tuple[int | None, ...], nan_in: str) -> SyncVectorEnv:
+    """One ``NonFiniteEnv`` per entry of ``nan_at``, NaN in ``nan_in`` at that step."""
+    return SyncVectorEnv(
+        [lambda at=at: NonFiniteEnv(nan_at=at, nan_in=nan_in) for at in nan_at],
+        autoreset_mode=AutoresetMode.NEXT_STEP,
+    )
+
+
+@pytest.mark.parametrize("nan_in", ["observation", "reward"])
+def test_a_non_finite_value_is_refused_naming_the_env_and_step(nan_in: str) -> None:
+    collector = Collector(non_finite_envs((None, 3, 4), nan_in))
+    collector.reset(seed=0)
+    collector.step(collector.act(ZeroPolicy()))
+    collector.step(collector.act(ZeroPolicy()))
+    with pytest.raises(RunFault, match=rf"^env 1 returned a non-finite {nan_in} at vector step 3 "):
+        collector.step(collector.act(ZeroPolicy()))
+    collector.close()
+
+
+def test_check_finite_false_lets_non_finite_values_through() -> None:
+    collector = Collector(non_finite_envs((1, 1), "observation"), check_finite=False)
+    collector.reset(seed=0)
+    transition = collector.step(collector.act(ZeroPolicy()))
+    assert transition.next_observations.isnan().all()
+    collector.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import sys
 
 import gymnasium as gym
@@ -11,6 +12,7 @@ import pytest
 from gymnasium.vector import AutoresetMode
 
 from rl_lightning.envs import env_name, env_seeds, make_vector_env, probe_spaces, seed_vector_env
+from rl_lightning.envs.factory import missing_dependency
 from rl_lightning.errors import ConfigurationError
 from tests.toy_envs import COUNTING_ID, CountingEnv, counting_env
 
@@ -199,3 +201,15 @@ def test_env_name_is_the_bare_id_or_the_class_name() -> None:
     assert env_name("tests.toy_envs:Counting-v0") == "Counting-v0"
     assert env_name("CartPole-v1") == "CartPole-v1"
     assert env_name(CountingEnv) == "CountingEnv"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("Box2D") is not None, reason="Box2D is installed")
+def test_an_env_needing_a_missing_package_names_what_to_install() -> None:
+    with pytest.raises(ConfigurationError, match=r"^env='LunarLander-v3' needs a package that is not installed .*"
+                       r"Install it: pip install \"gymnasium\[box2d\]\"\.$"):
+        make_vector_env("LunarLander-v3", 1)
+
+
+def test_a_missing_mujoco_names_rl_lightnings_extra() -> None:
+    error = gym.error.DependencyNotInstalled('MuJoCo is not installed, run `pip install "gymnasium[mujoco]"`')
+    assert missing_dependency("HalfCheetah-v5", error).endswith('Install it: pip install "rl-lightning[mujoco]".')
