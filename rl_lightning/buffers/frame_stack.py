@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rl_lightning.buffers.replay import ReplayBatch, ReplayBuffer, _host_bool
+from rl_lightning.buffers.replay import ReplayBatch, ReplayBuffer, _bool_flags
 
 
 class FrameStackReplayBuffer(ReplayBuffer):
@@ -117,7 +117,7 @@ class FrameStackReplayBuffer(ReplayBuffer):
         newest = self._store_frames(next_observations[:, -1])
         next_stacks = np.concatenate([self._stacks[:, 1:], newest[:, None]], axis=1)
         # The autoreset step's next observation starts an episode: its newest frame, padded.
-        starts = ~_host_bool(valid, self.num_envs, True).numpy()
+        starts = ~_bool_flags(valid, self.num_envs, True).cpu().numpy()
         if starts.any():
             padding = newest[starts, None] if self.padding == "reset" else -1
             next_stacks[starts, :-1] = padding
