@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
@@ -34,7 +33,6 @@ import torch
 from lightning.fabric.utilities.apply_func import move_data_to_device
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
 from rl_lightning import seeding
@@ -54,7 +52,7 @@ from rl_lightning.algos.preemption import PreemptionCheckpoint
 from rl_lightning.algos.reporting import Reporting
 from rl_lightning.data import Collector, PolicyState
 from rl_lightning.envs import EnvSpec, TorchVectorEnv, Vectorization, Wrapper, env_name, make_vector_env, probe_env
-from rl_lightning.errors import RunFault, check_choice, check_hyperparameters
+from rl_lightning.errors import check_choice, check_hyperparameters
 
 DEFAULT_EPOCH_STEPS = 10_000
 
@@ -85,12 +83,10 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, ActionM
         eval_episodes: deterministic episodes played at each validation, over all processes: under DDP each
             rank plays its share on envs of its own seeds, and the statistics are those of all the episodes.
         eval_envs: environments stepped together during evaluation (in each process).
-        check_finite: stop the run with a :class:`~rl_lightning.errors.RunFault` naming the source when an env
-            returns a NaN or infinite observation or reward (checked as it arrives, before it is stored), when an
-            update's loss or other recorded value is not finite (checked once per epoch, before validation and
-            checkpoints), and never write a checkpoint of non-finite parameters. ``False`` turns every check off,
-            for an env known to be clean (the check costs a few microseconds per vector step: ``ours / unchecked``
-            in ``scripts/collection.py``).
+        check_finite: stop with a :class:`~rl_lightning.errors.RunFault` naming the source when an env returns a NaN
+            or infinite observation or reward (checked as it arrives), or an update's recorded value (a loss) is not
+            finite (checked once per epoch); never checkpoint non-finite parameters. ``False``: no checks (a few
+            microseconds per vector step, ``scripts/collection.py``).
     """
 
     trainer_adjustments: ClassVar[list[Callable[[Trainer], None]]] = []
@@ -234,18 +230,6 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, ActionM
         self.collector = self.eval_collector = None
         self._quiet.close()
 
-    def on_fit_start(self) -> None:
-        for logger in self.loggers:
-            logger.log_hyperparams(self.run_description())
-        max_epochs = self.trainer.max_epochs
-        epochs_needed = math.ceil((self.total_timesteps - self.env_steps) / self.steps_per_epoch)
-        if max_epochs is not None and 0 <= max_epochs < self.trainer.current_epoch + epochs_needed:
-            rank_zero_warn(
-                f"Trainer(max_epochs={max_epochs}) stops training before total_timesteps={self.total_timesteps} "
-                f"env steps ({epochs_needed} epochs of {self.steps_per_epoch} steps remain). Pass max_epochs=-1 "
-                f"to let total_timesteps decide."
-            )
-
     def training_step(self, dataloader_iter: Iterator) -> Tensor | None:
         # Lightning passes the iterator itself to a training_step that asks for it, and then does not
         # prefetch: the next batch (and the env steps played before it) comes after this update.
@@ -262,17 +246,3 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, ActionM
         if not all(t is None or (isinstance(t, Tensor) and t.device == device) for t in batch):
             batch = move_data_to_device(batch, device)
         return self.update(batch)
-
-    def refuse_non_finite_updates(self) -> None:
-        """Raise :class:`RunFault` if a value recorded by this epoch's updates (a loss) was NaN or infinite.
-
-        The values are summed on the device as they are recorded (:class:`EpochMeans`): one sync per epoch.
-        """
-        names = self.update_stats.non_finite()
-        if names:
-            raise RunFault(
-                f"{', '.join(f'train/{name}' for name in names)} became non-finite (NaN or infinite) in epoch "
-                f"{self.current_epoch}, by env step {self.env_steps}; the networks may be too, and no checkpoint is "
-                f"written from them. Lower learning_rate, clip gradients (max_grad_norm or the Trainer's "
-                f"gradient_clip_val) or scale the rewards, then resume from the last checkpoint with --ckpt_path last."
-            )

@@ -125,7 +125,7 @@ class OffPolicyAlgorithm(RLAlgorithm):
     def action_mask_size(self) -> int | None:
         """Entries of the training env's valid-action masks, or None if it gives none: what a buffer made by
         :meth:`make_buffer` keeps of each transition's next observation (``action_mask_size``)."""
-        masks = self.collector.action_masks
+        masks = None if self.collector is None else self.collector.action_masks
         return None if masks is None else masks.shape[-1]
 
     def make_buffer(self, device: torch.device | str) -> ReplayBuffer:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
 from lightning.pytorch import LightningModule
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torch.utils.data import DataLoader
 from torchmetrics import Metric
@@ -13,6 +15,7 @@ from torchmetrics import Metric
 from rl_lightning import metric_names, seeding
 from rl_lightning.algos.metrics import EpisodeStatistics, EpochMeans
 from rl_lightning.data import Collector, Episodes, evaluate_policy
+from rl_lightning.errors import RunFault
 
 
 class Reporting(LightningModule):
@@ -33,8 +36,10 @@ class Reporting(LightningModule):
     update_stats: EpochMeans
     env_steps: int
     total_timesteps: int
+    steps_per_epoch: int
     collector: Collector | None
     _epoch_start: tuple[float, int]
+    current_epoch: int
     env_name: str
     num_envs: int
 
@@ -53,6 +58,18 @@ class Reporting(LightningModule):
             "seed": self.seed,
             "networks": networks,
         }
+
+    def on_fit_start(self) -> None:
+        for logger in self.loggers:
+            logger.log_hyperparams(self.run_description())
+        max_epochs = self.trainer.max_epochs
+        epochs_needed = math.ceil((self.total_timesteps - self.env_steps) / self.steps_per_epoch)
+        if max_epochs is not None and 0 <= max_epochs < self.trainer.current_epoch + epochs_needed:
+            rank_zero_warn(
+                f"Trainer(max_epochs={max_epochs}) stops training before total_timesteps={self.total_timesteps} "
+                f"env steps ({epochs_needed} epochs of {self.steps_per_epoch} steps remain). Pass max_epochs=-1 "
+                f"to let total_timesteps decide."
+            )
 
     def on_train_epoch_start(self) -> None:
         self._epoch_start = (time.perf_counter(), self.env_steps)
@@ -114,3 +131,17 @@ class Reporting(LightningModule):
         """
         self.log_epoch(metric_names.ENV_STEPS, float(self.env_steps))
         self.log_epoch("step", float(self.env_steps))
+
+    def refuse_non_finite_updates(self) -> None:
+        """Raise :class:`RunFault` if a value recorded by this epoch's updates (a loss) was NaN or infinite.
+
+        The values are summed on the device as they are recorded (:class:`EpochMeans`): one sync per epoch.
+        """
+        names = self.update_stats.non_finite()
+        if names:
+            raise RunFault(
+                f"{', '.join(f'train/{name}' for name in names)} became non-finite (NaN or infinite) in epoch "
+                f"{self.current_epoch}, by env step {self.env_steps}; the networks may be too, and no checkpoint is "
+                f"written from them. Lower learning_rate, clip gradients (max_grad_norm or the Trainer's "
+                f"gradient_clip_val) or scale the rewards, then resume from the last checkpoint with --ckpt_path last."
+            )

@@ -40,7 +40,6 @@ class SignalProbe(Callback):
 
 def write_config(folder: Path) -> Path:
     config = {
-        "seed_everything": 0,
         "model": {
             "class_path": "rl_lightning.DQN",
             "init_args": dict(

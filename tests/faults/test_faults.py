@@ -66,7 +66,6 @@ PPO = {
 def write_config(folder: Path, model: dict[str, Any] = DQN, **init_args: Any) -> Path:
     """A config of ``model`` (with ``init_args`` overridden), logging nothing, with the fault probe."""
     config = {
-        "seed_everything": 0,
         "model": {"class_path": model["class_path"], "init_args": {**model["init_args"], **init_args}},
         "trainer": {
             "accelerator": "cpu",
@@ -112,10 +111,11 @@ def output_of(cwd: Path, index: int, stream: str = "stderr") -> str:
 
 
 def message(stderr: str) -> str:
-    """The first line rl-lightning or its parser wrote (``rl-lightning: ...``, ``error: ...``), else the last line
-    (a traceback's exception)."""
+    """The first error or stop line rl-lightning or its parser wrote (``rl-lightning: error: ...``,
+    ``rl-lightning: received SIGTERM ...``, ``error: ...``; not the run's start-up and summary lines), else the last
+    line (a traceback's exception)."""
     lines = stderr.splitlines()
-    ours = [line for line in lines if line.startswith(("rl-lightning:", "error:"))]
+    ours = [line for line in lines if line.startswith(("rl-lightning: error:", "rl-lightning: received", "error:"))]
     return ours[0] if ours else (lines[-1] if lines else "")
 
 
