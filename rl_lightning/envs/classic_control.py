@@ -312,7 +312,7 @@ class MountainCar(TorchVectorEnv):
         device: where the tensors live.
         dtype: ``torch.float32`` or ``torch.float64``.
         autoreset_mode: ``AutoresetMode.SAME_STEP`` or ``AutoresetMode.NEXT_STEP``.
-        max_episode_steps: the time limit; 200 as MountainCar-v0.
+        max_episode_steps: the time limit; None: the env's own (200 for MountainCar-v0).
         goal_velocity: gymnasium's option: the least velocity at the goal (0).
     """
 
@@ -322,6 +322,7 @@ class MountainCar(TorchVectorEnv):
     goal_position = 0.5
     force = 0.001
     gravity = 0.0025
+    default_max_episode_steps = 200
 
     def __init__(
         self,
@@ -330,7 +331,7 @@ class MountainCar(TorchVectorEnv):
         device: torch.device | str | None = None,
         dtype: torch.dtype | str = torch.float32,
         autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP,
-        max_episode_steps: int | None = 200,
+        max_episode_steps: int | None = None,
         goal_velocity: float = 0.0,
     ) -> None:
         float_dtype = numpy_dtype(resolve_float_dtype(dtype))
@@ -339,13 +340,17 @@ class MountainCar(TorchVectorEnv):
         super().__init__(
             num_envs,
             single_observation_space=spaces.Box(low, high, dtype=float_dtype),
-            single_action_space=spaces.Discrete(3),
-            max_episode_steps=max_episode_steps,
+            single_action_space=self.make_action_space(float_dtype),
+            max_episode_steps=self.default_max_episode_steps if max_episode_steps is None else max_episode_steps,
             device=device,
             dtype=dtype,
             autoreset_mode=autoreset_mode,
         )
         self.goal_velocity = goal_velocity
+
+    def make_action_space(self, float_dtype: np.dtype) -> spaces.Space:
+        """Push left, don't push, push right."""
+        return spaces.Discrete(3)
 
     def initial_state(self, options: dict[str, Any] | None) -> torch.Tensor:
         """Position uniform in ``[low, high]`` (default ``[-0.6, -0.4]``), velocity 0."""
@@ -353,14 +358,18 @@ class MountainCar(TorchVectorEnv):
         position = self.uniform(low, high, (self.num_envs,))
         return torch.stack((position, torch.zeros_like(position)), dim=-1)
 
-    def dynamics(self, state: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Accelerate by ``(action - 1) * 0.001 - 0.0025 cos(3 position)``, clip, move, stop at the left wall."""
-        position, velocity = state.unbind(-1)
-        velocity = velocity + ((actions - 1).to(self.dtype) * self.force + torch.cos(3 * position) * (-self.gravity))
+    def move(self, position: torch.Tensor, velocity: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Clip the velocity, move, stop at the left wall: the new position and velocity, and whether at the goal."""
         velocity = velocity.clamp(-self.max_speed, self.max_speed)
         position = (position + velocity).clamp(self.min_position, self.max_position)
         velocity = torch.where((position == self.min_position) & (velocity < 0), 0.0, velocity)
-        terminated = (position >= self.goal_position) & (velocity >= self.goal_velocity)
+        return position, velocity, (position >= self.goal_position) & (velocity >= self.goal_velocity)
+
+    def dynamics(self, state: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Accelerate by ``(action - 1) * 0.001 - 0.0025 cos(3 position)``, then :meth:`move`."""
+        position, velocity = state.unbind(-1)
+        velocity = velocity + ((actions - 1).to(self.dtype) * self.force + torch.cos(3 * position) * (-self.gravity))
+        position, velocity, terminated = self.move(position, velocity)
         return torch.stack((position, velocity), dim=-1), torch.full_like(position, -1.0), terminated
 
     def observe(self, state: torch.Tensor) -> torch.Tensor:
@@ -368,72 +377,29 @@ class MountainCar(TorchVectorEnv):
         return state.clone()
 
 
-class MountainCarContinuous(TorchVectorEnv):
+class MountainCarContinuous(MountainCar):
     """MountainCarContinuous-v0: MountainCar with a force in ``[-1, 1]`` and a goal at ``position >= 0.45``.
 
     The reward is 100 at the goal minus ``0.1 action^2`` at every step, with the action as given (unclipped; the
-    force is clipped); truncated after 999 steps.
-
-    Args:
-        num_envs: number of environments.
-        device: where the tensors live.
-        dtype: ``torch.float32`` or ``torch.float64``.
-        autoreset_mode: ``AutoresetMode.SAME_STEP`` or ``AutoresetMode.NEXT_STEP``.
-        max_episode_steps: the time limit; 999 as MountainCarContinuous-v0.
-        goal_velocity: gymnasium's option: the least velocity at the goal (0).
+    force is clipped); truncated after 999 steps. Arguments as for :class:`MountainCar` (time limit 999).
     """
 
     min_action = -1.0
     max_action = 1.0
-    min_position = -1.2
-    max_position = 0.6
-    max_speed = 0.07
     goal_position = 0.45
     power = 0.0015
+    default_max_episode_steps = 999
 
-    def __init__(
-        self,
-        num_envs: int = 1,
-        *,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | str = torch.float32,
-        autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP,
-        max_episode_steps: int | None = 999,
-        goal_velocity: float = 0.0,
-    ) -> None:
-        float_dtype = numpy_dtype(resolve_float_dtype(dtype))
-        low = np.array([self.min_position, -self.max_speed], dtype=float_dtype)
-        high = np.array([self.max_position, self.max_speed], dtype=float_dtype)
-        super().__init__(
-            num_envs,
-            single_observation_space=spaces.Box(low, high, dtype=float_dtype),
-            single_action_space=spaces.Box(self.min_action, self.max_action, (1,), dtype=float_dtype),
-            max_episode_steps=max_episode_steps,
-            device=device,
-            dtype=dtype,
-            autoreset_mode=autoreset_mode,
-        )
-        self.goal_velocity = goal_velocity
-
-    def initial_state(self, options: dict[str, Any] | None) -> torch.Tensor:
-        """Position uniform in ``[low, high]`` (default ``[-0.6, -0.4]``), velocity 0."""
-        low, high = utils.maybe_parse_reset_bounds(options, -0.6, -0.4)
-        position = self.uniform(low, high, (self.num_envs,))
-        return torch.stack((position, torch.zeros_like(position)), dim=-1)
+    def make_action_space(self, float_dtype: np.dtype) -> spaces.Space:
+        """One force in ``[-1, 1]``."""
+        return spaces.Box(self.min_action, self.max_action, (1,), dtype=float_dtype)
 
     def dynamics(self, state: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Accelerate by ``0.0015 force - 0.0025 cos(3 position)``, clip, move, stop at the left wall."""
+        """Accelerate by ``0.0015 force - 0.0025 cos(3 position)``, then :meth:`MountainCar.move`."""
         position, velocity = state.unbind(-1)
         action = actions[:, 0].to(self.dtype)
         force = action.clamp(self.min_action, self.max_action)
         velocity = velocity + (force * self.power - 0.0025 * torch.cos(3 * position))
-        velocity = velocity.clamp(-self.max_speed, self.max_speed)
-        position = (position + velocity).clamp(self.min_position, self.max_position)
-        velocity = torch.where((position == self.min_position) & (velocity < 0), 0.0, velocity)
-        terminated = (position >= self.goal_position) & (velocity >= self.goal_velocity)
+        position, velocity, terminated = self.move(position, velocity)
         rewards = terminated.to(self.dtype) * 100.0 - action**2 * 0.1
         return torch.stack((position, velocity), dim=-1), rewards, terminated
-
-    def observe(self, state: torch.Tensor) -> torch.Tensor:
-        """The state itself (a copy)."""
-        return state.clone()
