@@ -36,6 +36,10 @@ class FaultProbe(Callback):
     def __init__(self) -> None:
         fault, _, epoch = os.environ.get(FAULT, "").partition("@")
         self.fault, self.epoch = fault, int(epoch) if epoch else -1
+        if self.fault == "SIGINT" and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            # A process started by a non-interactive shell in the background inherits SIGINT ignored (and Python
+            # then leaves it so); a user's Ctrl-C reaches a process that handles it: restore Python's handler.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         if trainer.current_epoch != self.epoch or trainer.fit_loop.epoch_loop.batch_idx != 2:
