@@ -8,6 +8,7 @@ transition's new priority.
 
 from __future__ import annotations
 
+import abc
 from typing import Literal
 
 import torch
@@ -25,11 +26,18 @@ from rl_lightning.nets.distributional import (
 from rl_lightning.nets.masking import mask_invalid
 
 
-class _QHead(nn.Module):
+class _QHead(nn.Module, abc.ABC):
     """What every head shares: picking the outputs of given actions and of the greedy next action."""
 
+    @abc.abstractmethod
     def q_values(self, outputs: Tensor) -> Tensor:
-        raise NotImplementedError
+        """Expected returns ``(batch, n_actions)`` of a Q-network's outputs."""
+
+    @abc.abstractmethod
+    def losses(
+        self, taken: Tensor, next_taken: Tensor, rewards: Tensor, discounts: Tensor, ends: Tensor, mean: bool = False
+    ) -> Tensor:
+        """Per-transition TD losses of the taken actions' outputs (their mean when ``mean``)."""
 
     @staticmethod
     def select(outputs: Tensor, actions: Tensor) -> Tensor:
