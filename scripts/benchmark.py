@@ -121,6 +121,8 @@ OURS_ONLY = {
     "eval_envs",
     "buffer_device",
     "save_buffer",
+    "normalize_observations",  # SB3: VecNormalize around the envs (see train_sb3)
+    "normalize_rewards",
 }
 """Our arguments that are no SB3 constructor argument (the rest share SB3's names)."""
 RENAMED_FOR_SB3 = {"n_step": "n_steps"}
@@ -160,12 +162,18 @@ def train_sb3(algorithm: str) -> TrainFn:
         from stable_baselines3.common.env_util import make_vec_env
         from stable_baselines3.common.evaluation import evaluate_policy
         from stable_baselines3.common.noise import NormalActionNoise
+        from stable_baselines3.common.vec_env import VecNormalize
 
         sb3_class = getattr(stable_baselines3, algorithm)
         env_id, env_kwargs, seed = hyperparameters["env"], hyperparameters.get("env_kwargs"), hyperparameters["seed"]
+        norm_obs, norm_reward = (bool(hyperparameters.get(f"normalize_{what}")) for what in ("observations", "rewards"))
 
         started = time.perf_counter()
         env = make_vec_env(env_id, n_envs=hyperparameters.get("num_envs", 1), seed=seed, env_kwargs=env_kwargs)
+        if norm_obs or norm_reward:
+            # Ours normalizes inside the module; SB3 (and RL-Zoo's `normalize: true`) wraps the envs, with the
+            # algorithm's gamma for the return statistics as RL-Zoo passes it.
+            env = VecNormalize(env, norm_obs=norm_obs, norm_reward=norm_reward, gamma=hyperparameters["gamma"])
         arguments = sb3_arguments(hyperparameters)
         if "action_noise" in arguments:
             # Ours: the std of Gaussian exploration noise in units of the action half-range; SB3 takes a noise object.
@@ -177,6 +185,9 @@ def train_sb3(algorithm: str) -> TrainFn:
 
         # One env seeded like ours: the same sequence of initial states, episode after episode.
         eval_env = make_vec_env(env_id, n_envs=1, seed=eval_seed, env_kwargs=env_kwargs)
+        if isinstance(env, VecNormalize):  # the training statistics, frozen, on unnormalized rewards
+            eval_env = VecNormalize(eval_env, training=False, norm_obs=norm_obs, norm_reward=False)
+            eval_env.obs_rms = env.obs_rms
         returns, _ = evaluate_policy(
             model, eval_env, n_eval_episodes=eval_episodes, deterministic=True, return_episode_rewards=True
         )
@@ -206,6 +217,13 @@ BENCHMARKS: dict[str, Benchmark] = {
     # RL-Zoo's Pendulum sets, 20k steps, one gradient step per env step.
     "sac": Benchmark(train_ours, train_sb3("SAC"), Settings("experiments/sac_pendulum.yaml", quick_timesteps=2_000)),
     "td3": Benchmark(train_ours, train_sb3("TD3"), Settings("experiments/td3_pendulum.yaml", quick_timesteps=12_000)),
+    # RL-Zoo's Acrobot sets: DQN 100k steps with one update per env step; PPO 16 envs with VecNormalize, 1M steps.
+    "dqn_acrobot": Benchmark(
+        train_ours, train_sb3("DQN"), Settings("experiments/dqn_acrobot.yaml", quick_timesteps=5_000)
+    ),
+    "ppo_acrobot": Benchmark(
+        train_ours, train_sb3("PPO"), Settings("experiments/ppo_acrobot.yaml", quick_timesteps=8_192)
+    ),
 }
 
 LIBRARIES = ("rl-lightning", "sb3")
@@ -358,6 +376,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--algos", nargs="+", choices=sorted(BENCHMARKS), default=sorted(BENCHMARKS))
     parser.add_argument("--seeds", type=int, default=3, help="seeds per library: 0 .. N-1 (default 3)")
     parser.add_argument("--quick", action="store_true", help="small env-step budgets, to check that it all runs")
+    parser.add_argument(
+        "--timesteps", type=int, help="one env-step budget for every algorithm, instead of its config's (both sides)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads in every run (default 1)")
     parser.add_argument("--output", type=Path, help="write settings, machine, runs and means as JSON here")
     parser.add_argument("--markdown", type=Path, help="write the table as markdown here")
@@ -378,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     for algo in args.algos:
         settings = BENCHMARKS[algo].settings
         budgets[algo] = settings.quick_timesteps if args.quick else load_hyperparameters(settings)["total_timesteps"]
+        budgets[algo] = args.timesteps or budgets[algo]
     plan = [(algo, library, seed) for algo in args.algos for seed in range(args.seeds) for library in LIBRARIES]
     info = machine()
     load = ", ".join(f"{value:.1f}" for value in info["load_average_at_start"])
