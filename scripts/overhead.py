@@ -7,11 +7,11 @@ machine's load affects both alike:
   algorithm's ``update``, fused Adam (as ``RLAlgorithm.make_optimizer`` builds it), ``zero_grad``,
   ``backward``, gradient-norm clipping at the algorithm's ``max_grad_norm``, ``step``. It computes nothing
   it does not need (no statistics, no logging).
-- **ours**: ``rl_lightning.DQN`` / ``rl_lightning.PPO`` themselves, fitted by a real ``lightning.Trainer``
-  with automatic optimization: ``training_step`` (taking batches from the dataloader iterator), the
-  algorithm's ``update`` (its loss and the statistics it records each step), Lightning's closure, backward,
-  ``configure_gradient_clipping``, the optimizer step and every hook and callback in between, and the
-  epoch-end logging (episode statistics, update statistics, env steps, steps/s).
+- **ours**: ``rl_lightning.DQN`` / ``rl_lightning.PPO`` themselves, fitted by a real ``lightning.Trainer``:
+  ``training_step`` taking a round of updates from the dataloader iterator (under manual optimization), the
+  algorithm's ``update`` (its loss and the statistics it records each step), ``manual_backward``, gradient
+  clipping, ``LightningOptimizer.step`` and every hook and callback they call, and the epoch-end logging
+  (episode statistics, update statistics, env steps, steps/s).
 
 What is held out of both sides, to isolate the update: **no environment is stepped** while timing. Batches
 come from a buffer filled before the clock starts and shared by both sides: DQN samples
@@ -20,9 +20,10 @@ shuffled minibatches of 256 of one stored 2,048-step CartPole rollout (ours thro
 ``RolloutDataset.minibatches``, the plain loop with its own ``randperm`` and indexing). To that end the
 timed modules are subclasses that replace only ``train_dataloader``. Validation (evaluation episodes)
 and checkpoint writing are off; Trainer construction and ``fit``'s setup are outside the clock, which runs
-from ``on_train_start`` to ``on_train_end``. An epoch is as many gradient steps as the algorithm takes per
-default epoch (DQN: 10,000 env steps at ``train_freq=4`` = 2,500; PPO: 5 rollouts of 80 minibatches =
-400), so the epoch-end work weighs as it does in training.
+from ``on_train_start`` to ``on_train_end``. An epoch is 2,560 DQN updates, in rounds of 128 (RL-Zoo's
+CartPole set: ``gradient_steps=128``) or of 1 (SB3's default ``train_freq=4``, ``gradient_steps=1``, where a
+training step is one update, as every step was before rounds), or 400 PPO updates (5 rollouts of 80
+minibatches), so the epoch-end work weighs about as it does in training.
 
 A third side shows how much of the gap is Lightning's own: **minimal LightningModule**, the plain loss as
 the smallest module (``training_step`` returns it; the Trainer clips gradients), fed the same batches and
@@ -50,6 +51,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import functools
 import itertools
 import logging
 import os
@@ -74,7 +76,7 @@ from rl_lightning.data import Collector, RolloutDataset
 from rl_lightning.envs import make_vector_env
 
 SETUPS = ("bare", "cli", "lightning")
-DQN_STEPS_PER_EPOCH = 2_500
+DQN_STEPS_PER_EPOCH = 2_560
 PPO_STEPS_PER_EPOCH = 400
 REPLAY_SIZE = 10_000
 
@@ -91,6 +93,18 @@ class Batches(IterableDataset):
             yield self.next_batch()
 
 
+class Rounds(IterableDataset):
+    """``count`` rounds, each an iterator of batches from ``make_round()``, as our datasets yield them."""
+
+    def __init__(self, make_round: Callable[[], Iterator[Any]], count: int) -> None:
+        super().__init__()
+        self.make_round, self.count = make_round, count
+
+    def __iter__(self) -> Iterator[Iterator[Any]]:
+        for _ in range(self.count):
+            yield self.make_round()
+
+
 class StoredReplayDQN(DQN):
     """rl_lightning.DQN learning from a pre-filled replay buffer: only ``train_dataloader`` differs."""
 
@@ -98,7 +112,10 @@ class StoredReplayDQN(DQN):
     epoch_steps: int
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(Batches(lambda: self.replay.sample(self.batch_size), self.epoch_steps), batch_size=None)
+        def round_of_batches() -> Iterator[ReplayBatch]:
+            return (self.replay.sample(self.batch_size) for _ in range(self.gradient_steps))
+
+        return DataLoader(Rounds(round_of_batches, self.epoch_steps // self.gradient_steps), batch_size=None)
 
 
 class StoredRolloutPPO(PPO):
@@ -111,8 +128,9 @@ class StoredRolloutPPO(PPO):
         if not self.buffer.full:  # collected once, before the clock starts (the buffer outlives each fit)
             dataset.collect()
             self.env_steps = 0
-        minibatches = itertools.chain.from_iterable(iter(dataset.minibatches, None))  # one rollout pass after another
-        return DataLoader(Batches(minibatches.__next__, self.epoch_steps), batch_size=None)
+        # One round per rollout, as in training: n_epochs passes over the stored rollout.
+        rounds = self.epoch_steps // (self.n_epochs * dataset.batches_per_pass)
+        return DataLoader(Rounds(dataset.minibatches, rounds), batch_size=None)
 
 
 class TrainClock(Callback):
@@ -290,10 +308,11 @@ def sides_of(
     return sides
 
 
-def dqn_sides(quick: bool, setups: list[str], compiled: bool) -> Sides:
+def dqn_sides(quick: bool, setups: list[str], compiled: bool, gradient_steps: int = 128) -> Sides:
     replay = filled_replay()
     module = StoredReplayDQN(
-        "CartPole-v1", hidden_sizes=(256, 256), batch_size=64, buffer_size=REPLAY_SIZE, total_timesteps=10**9
+        "CartPole-v1", hidden_sizes=(256, 256), batch_size=64, buffer_size=REPLAY_SIZE, total_timesteps=10**9,
+        train_freq=max(4, 2 * gradient_steps), gradient_steps=gradient_steps,
     )
     module.replay = replay
     module.epoch_steps = DQN_STEPS_PER_EPOCH // (5 if quick else 1)
@@ -344,7 +363,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--algos", nargs="+", choices=("dqn", "ppo"), default=["dqn", "ppo"])
+    parser.add_argument("--algos", nargs="+", choices=("dqn", "dqn1", "ppo"), default=["dqn", "dqn1", "ppo"])
     parser.add_argument("--setups", nargs="+", choices=SETUPS, default=list(SETUPS))
     parser.add_argument("--rounds", type=int, default=None, help="alternations per setup (default 5, quick 3)")
     parser.add_argument("--quick", action="store_true", help="shorter epochs and fewer rounds")
@@ -354,7 +373,11 @@ def main() -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no "GPU available" lines per fit
     rounds = args.rounds or (3 if args.quick else 5)
     print(f"load average before: {os.getloadavg()}, torch {torch.__version__}, lightning {L.__version__}")
-    algos = {"dqn": ("DQN 256-256, batch 64", dqn_sides), "ppo": ("PPO 64-64, batch 256", ppo_sides)}
+    algos = {
+        "dqn": ("DQN 256-256, batch 64, 128 updates per round", dqn_sides),
+        "dqn1": ("DQN 256-256, batch 64, 1 update per round", functools.partial(dqn_sides, gradient_steps=1)),
+        "ppo": ("PPO 64-64, batch 256, 80 updates per rollout", ppo_sides),
+    }
     rows: list[dict[str, Any]] = []
     for key in args.algos:
         name, sides = algos[key]

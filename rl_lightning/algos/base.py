@@ -93,6 +93,10 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, ActionM
     """Changes to a Trainer's defaults made when fitting starts, registered by the layers above the algorithms
     (``rl_lightning/__init__.py`` registers the env-step progress bar in place of Lightning's batch counter)."""
 
+    several_optimizers: ClassVar[bool] = False
+    """Whether ``update`` steps several optimizers (e.g. critic, actor, entropy coefficient), each backward pass
+    reaching only some of the parameters, which DDP must then expect."""
+
     fixed_arguments: ClassVar[tuple[str, ...]] = ()
     """Arguments of a parent class that a subclass fixes (passes explicitly to ``super().__init__``, as DDPG does
     TD3's ``n_critics``): left out of the saved hyperparameters, which rebuild the subclass."""
@@ -132,7 +136,7 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, ActionM
         self.update_stats = EpochMeans()  # what update() records, logged as train/<name> once per epoch
         self._epoch_start: tuple[float, int] = (time.perf_counter(), 0)
         self._pending_global_rng: dict[str, Any] | None = None  # see RunState.on_train_start
-        self._skip_optimizer_step = False  # set by skip_update(), read by optimizer_step()
+        self.automatic_optimization = False  # training_step takes a round of updates (see optimization.py)
         self._quiet = contextlib.ExitStack()
 
     # ----------------------------------------------------------------------------------------- what a run is
@@ -204,6 +208,7 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, ActionM
             if hasattr(logger, "describe_run"):
                 logger.describe_run(self.run_description())
         checkpointing.use_resume_checkpoints(self.trainer)
+        self.take_over_clipping(self.trainer)
         for adjust in self.trainer_adjustments:
             adjust(self.trainer)
         return [PreemptionCheckpoint()]
@@ -211,7 +216,7 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, ActionM
     def setup(self, stage: str) -> None:
         strategy = self.trainer.strategy
         checkpointing.use_atomic_checkpoint_io(strategy)
-        if not self.automatic_optimization:
+        if self.several_optimizers:
             expect_unused_parameters(strategy)
         device, rank = strategy.root_device, self.global_rank
         if stage == "fit" and self.collector is None:
@@ -228,21 +233,23 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, ActionM
             if collector is not None:
                 collector.close()
         self.collector = self.eval_collector = None
+        self.give_back_clipping()
         self._quiet.close()
 
-    def training_step(self, dataloader_iter: Iterator) -> Tensor | None:
+    def training_step(self, dataloader_iter: Iterator) -> None:
         # Lightning passes the iterator itself to a training_step that asks for it, and then does not
-        # prefetch: the next batch (and the env steps played before it) comes after this update.
-        self._skip_optimizer_step = False
+        # prefetch: the next round (and the env steps played before it) comes after this one's updates.
         try:
-            batch, _, _ = next(dataloader_iter)
+            batches, _, _ = next(dataloader_iter)
         except StopIteration:  # the epoch's env steps are played
             if self.check_finite:  # before validation and checkpoints see the updated networks
                 self.refuse_non_finite_updates()
-            return self.skip_update()
-        # Our datasets make their batches on the module's device (unless buffer_device says otherwise), and
-        # moving a batch walks it at a cost of a few percent of a small update: only move what needs it.
+            return
+        # A round's batches come one at a time, each made after the previous update. Our datasets make them on
+        # the module's device (unless buffer_device says otherwise), and moving a batch walks it at a cost of a
+        # few percent of a small update: only move what needs it.
         device = self.device
-        if not all(t is None or (isinstance(t, Tensor) and t.device == device) for t in batch):
-            batch = move_data_to_device(batch, device)
-        return self.update(batch)
+        for batch in batches:
+            if not all(t is None or (isinstance(t, Tensor) and t.device == device) for t in batch):
+                batch = move_data_to_device(batch, device)
+            self.take_updates(batch)

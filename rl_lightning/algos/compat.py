@@ -15,10 +15,10 @@ from typing import Any
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.strategies import DDPStrategy, Strategy
 
-PLAIN_ATTRIBUTES = frozenset({"_current_fx_name", "_skip_optimizer_step"})
+PLAIN_ATTRIBUTES = frozenset({"_current_fx_name"})
 """Attributes set at every training step that are never parameters, modules or buffers.
 
-Lightning sets ``_current_fx_name`` before and after every hook it calls, about 36 times per gradient step, and
+Lightning sets ``_current_fx_name`` before and after every hook it calls, many times per training step, and
 ``nn.Module.__setattr__`` first checks each value against parameters, modules and buffers: those assignments
 were about a tenth of a small update's time. :class:`FastHookAttributes` stores them directly.
 """
@@ -65,12 +65,33 @@ def save_init_arguments(module: LightningModule, frame: FrameType, ignore: list[
                 hparams[key] = list(value)
 
 
+def take_over_gradient_clipping(trainer: Trainer) -> tuple[float | None, str | None]:
+    """The Trainer's ``gradient_clip_val`` and ``gradient_clip_algorithm``, which the module now applies itself.
+
+    Our ``training_step`` takes a round of updates under manual optimization (see
+    :mod:`rl_lightning.algos.optimization`), and Lightning refuses a Trainer with ``gradient_clip_val`` for a
+    manually optimized module before the first hook runs, although ``clip_gradients`` works there. Called from
+    ``configure_callbacks`` (the model hook before that check), this clears the Trainer's value and returns it,
+    so that ``Trainer(gradient_clip_val=...)`` keeps its meaning: it wins over the algorithm's ``max_grad_norm``.
+    :func:`restore_gradient_clipping` puts it back when the fit ends.
+    """
+    taken = (trainer.gradient_clip_val, trainer.gradient_clip_algorithm)
+    trainer.gradient_clip_val = None
+    return taken
+
+
+def restore_gradient_clipping(trainer: Trainer, taken: tuple[float | None, str | None]) -> None:
+    """Undo :func:`take_over_gradient_clipping` (a Trainer may fit or validate again)."""
+    trainer.gradient_clip_val, trainer.gradient_clip_algorithm = taken
+
+
 def expect_unused_parameters(strategy: Strategy) -> None:
     """Tell DDP that a backward pass may reach only some parameters (before the strategy wraps the module).
 
-    Under manual optimization each backward pass (critic, actor, entropy coefficient) reaches only some of the
-    parameters. ``DDPStrategy`` takes ``find_unused_parameters`` only in its constructor; the algorithm knows
-    it needs it only once it is set up, so it is set in the strategy's stored DDP arguments.
+    An algorithm with several optimizers takes a backward pass per network (critic, actor, entropy
+    coefficient), each reaching only some of the parameters. ``DDPStrategy`` takes ``find_unused_parameters``
+    only in its constructor; the algorithm knows it needs it only once it is set up, so it is set in the
+    strategy's stored DDP arguments.
     """
     if isinstance(strategy, DDPStrategy):
         strategy._ddp_kwargs["find_unused_parameters"] = True

@@ -1,24 +1,30 @@
-"""How an algorithm's updates go through Lightning: optimizers, manual steps, skipped steps, gradient clipping."""
+"""How an algorithm's updates go through Lightning: a round of updates per training step, under manual optimization.
+
+Lightning's per-step loop (hooks, the closure, the progress and logging bookkeeping) costs about a quarter of a
+small network's update, so ``training_step`` takes a whole round (an off-policy round's ``gradient_steps``
+batches, an on-policy rollout's minibatches) and steps the optimizers itself. The Trainer's features stay:
+backward passes and optimizer steps go through Lightning (``manual_backward``, ``LightningOptimizer.step``), so
+precision plugins, loss scaling and DDP's gradient all-reduce apply to every update, and ``trainer.global_step``
+still counts optimizer steps; the Trainer's ``gradient_clip_val`` still wins over an algorithm's
+``max_grad_norm``; checkpoints still fall at epoch ends, which rounds never cross.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import torch
-from lightning.pytorch import LightningModule
+from lightning.pytorch import LightningModule, Trainer
 from torch import Tensor
 
-from rl_lightning.algos.compat import attached_trainer
+from rl_lightning.algos.compat import attached_trainer, restore_gradient_clipping, take_over_gradient_clipping
 
 
 class Optimization(LightningModule):
-    """Mixin of :class:`~rl_lightning.RLAlgorithm`: the update plumbing every algorithm shares.
+    """Mixin of :class:`~rl_lightning.RLAlgorithm`: the update plumbing every algorithm shares."""
 
-    The Trainer's ``gradient_clip_val`` wins over an algorithm's ``max_grad_norm``; precision goes through
-    ``manual_backward``; a step that must change nothing under DDP still joins the gradient all-reduce.
-    """
-
-    _skip_optimizer_step: bool
+    _trainer_clipping: tuple[float | None, str | None] | None = None
+    """The Trainer's ``gradient_clip_val`` and algorithm, while a fit runs (see :meth:`take_over_clipping`)."""
 
     def make_optimizer(
         self,
@@ -39,54 +45,37 @@ class Optimization(LightningModule):
         return optimizer_class(params, lr=learning_rate, **kwargs)
 
     def minimize(self, optimizer: torch.optim.Optimizer, loss: Tensor) -> None:
-        """One step of ``optimizer`` on ``loss`` under manual optimization (algorithms with several optimizers).
+        """One step of ``optimizer`` (one of ``self.optimizers()``) on ``loss``.
 
-        The backward pass and the step go through Lightning (precision plugins, loss scaling); gradients are
-        clipped to the algorithm's ``max_grad_norm`` when it has one, since Lightning refuses the Trainer's
-        ``gradient_clip_val`` under manual optimization.
+        The backward pass and the step go through Lightning (precision plugins, loss scaling, DDP). Gradients
+        are clipped to the Trainer's ``gradient_clip_val`` when it has one, else to the algorithm's
+        ``max_grad_norm`` when it has one.
         """
         optimizer.zero_grad()
         self.manual_backward(loss)
-        max_grad_norm = getattr(self, "max_grad_norm", None)
-        if max_grad_norm:
-            self.clip_gradients(optimizer, gradient_clip_val=max_grad_norm, gradient_clip_algorithm="norm")
+        clip_val, clip_algorithm = self._trainer_clipping or (None, None)
+        if clip_val is None:
+            clip_val, clip_algorithm = getattr(self, "max_grad_norm", None), "norm"
+        if clip_val:
+            self.clip_gradients(optimizer, gradient_clip_val=clip_val, gradient_clip_algorithm=clip_algorithm)
         optimizer.step()
 
-    def skip_update(self, loss: Tensor | None = None) -> Tensor | None:
-        """What ``training_step`` returns for a step that leaves the parameters and optimizers unchanged.
+    def take_updates(self, batch: Any) -> None:
+        """One update on ``batch``: ``update`` returns a loss for the module's one optimizer, or None (it stepped
+        its optimizers itself with :meth:`minimize`, or took no step: then every rank must take none)."""
+        loss = self.update(batch)
+        if loss is not None:
+            self.minimize(self.optimizers(), loss)
 
-        Under manual optimization: None. Under automatic optimization Lightning refuses None from a DDP
-        process, since every rank must join each backward pass's gradient all-reduce: the step's ``loss`` (or
-        a zero reaching every parameter) goes through the backward pass, and :meth:`optimizer_step` then
-        leaves the optimizer alone. Every rank must skip the same steps.
-        """
-        if not self.automatic_optimization:
-            return None
-        self._skip_optimizer_step = True
-        if loss is None:
-            loss = sum(parameter.sum() for parameter in self.parameters() if parameter.requires_grad) * 0.0
-        return loss
+    def take_over_clipping(self, trainer: Trainer) -> None:
+        """Apply the Trainer's ``gradient_clip_val`` in :meth:`minimize` (Lightning refuses it under manual
+        optimization before any hook could apply it: see :func:`.compat.take_over_gradient_clipping`)."""
+        if self._trainer_clipping is None:
+            self._trainer_clipping = take_over_gradient_clipping(trainer)
 
-    def optimizer_step(
-        self,
-        epoch: int,
-        batch_idx: int,
-        optimizer: torch.optim.Optimizer,
-        optimizer_closure: Any = None,
-    ) -> None:
-        # The closure runs training_step and its backward pass; only then is it known whether to step.
-        loss = optimizer_closure()
-        if not self._skip_optimizer_step:
-            optimizer.step(closure=lambda: loss)
-
-    def configure_gradient_clipping(
-        self,
-        optimizer: torch.optim.Optimizer,
-        gradient_clip_val: float | None = None,
-        gradient_clip_algorithm: str | None = None,
-    ) -> None:
-        # The Trainer's gradient_clip_val wins; otherwise the algorithm's own max_grad_norm applies.
-        if gradient_clip_val is None:
-            gradient_clip_val, gradient_clip_algorithm = getattr(self, "max_grad_norm", None), "norm"
-        if gradient_clip_val:
-            self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+    def give_back_clipping(self) -> None:
+        """Put the Trainer's clipping settings back, at the end of a fit."""
+        trainer = attached_trainer(self)
+        if self._trainer_clipping is not None and trainer is not None:
+            restore_gradient_clipping(trainer, self._trainer_clipping)
+        self._trainer_clipping = None

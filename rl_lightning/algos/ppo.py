@@ -108,7 +108,7 @@ class PPO(OnPolicyAlgorithm):
         )
         if self.target_kl is not None and self.kl_too_large(approx_kl):
             self.rollout_updates_stopped = True  # the dataset skips the rest of this rollout
-            return self.skip_update(loss)  # and this minibatch's step, on every rank alike
+            return None  # and this minibatch's step, on every rank alike
         return loss
 
     def kl_too_large(self, approx_kl: Tensor) -> bool:

@@ -77,6 +77,8 @@ class SAC(OffPolicyAlgorithm):
             :class:`~rl_lightning.OffPolicyAlgorithm`).
     """
 
+    several_optimizers = True  # critics, actor and entropy coefficient, each stepped in update()
+
     def __init__(
         self,
         env: EnvSpec = "Pendulum-v1",
@@ -111,7 +113,6 @@ class SAC(OffPolicyAlgorithm):
         initial_ent_coef, learn_ent_coef = parse_ent_coef(ent_coef)
         if not (target_entropy == "auto" or isinstance(target_entropy, int | float)):
             raise ConfigurationError(f"target_entropy={target_entropy!r} must be a number, or 'auto' for -action_dim.")
-        self.automatic_optimization = False  # three optimizers, stepped in update()
         check_action_space(self.action_space, "SAC", ACTION_SPACES["SAC"])
         check_observation_space(self.observation_space, "SAC")
         self.action_dim = action_dim(self.action_space)

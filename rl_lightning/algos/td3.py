@@ -85,6 +85,8 @@ class TD3(OffPolicyAlgorithm):
             :class:`~rl_lightning.OffPolicyAlgorithm`).
     """
 
+    several_optimizers = True  # critics and actor, each stepped in update()
+
     def __init__(
         self,
         env: EnvSpec = "Pendulum-v1",
@@ -118,7 +120,6 @@ class TD3(OffPolicyAlgorithm):
             action_noise=action_noise, target_policy_noise=target_policy_noise, target_noise_clip=target_noise_clip,
             max_grad_norm=max_grad_norm,
         )
-        self.automatic_optimization = False  # two optimizers, stepped in update()
         name = type(self).__name__
         check_action_space(self.action_space, name, ACTION_SPACES["TD3"])
         check_observation_space(self.observation_space, name)

@@ -25,9 +25,11 @@ class ReplayDataset(IterableDataset):
 
     One iteration is one epoch of ``steps_per_epoch`` env steps, made of rounds: play ``train_freq`` env
     steps with the learner's current policy into the buffer, then, once ``learning_starts`` env steps
-    have been played, yield ``gradient_steps`` batches. Every batch is sampled after the previous
-    update was applied (the module takes batches from the iterator itself, with no prefetch), so the
-    policy that plays is always the latest one. Iteration stops early at ``total_timesteps``.
+    have been played, yield the round's ``gradient_steps`` batches as one lazy iterator, which the module's
+    ``training_step`` runs through, one update per batch. Every batch is sampled after the previous update
+    was applied (the iterator samples on demand, and the module takes rounds from the dataloader itself,
+    with no prefetch), so the policy that plays is always the latest one. Iteration stops early at
+    ``total_timesteps``.
 
     Args:
         learner: the module; its ``act`` chooses actions and its ``env_steps`` is advanced here.
@@ -91,11 +93,15 @@ class ReplayDataset(IterableDataset):
             self._every_buffer_filled = min_over_ranks(len(self.buffer)) > 0
         return self._every_buffer_filled
 
-    def __iter__(self) -> Iterator[ReplayBatch]:
+    def _batches(self) -> Iterator[ReplayBatch]:
+        """A round's batches, each sampled only when the previous one's update is done."""
+        for _ in range(self.gradient_steps):
+            yield self.buffer.sample(self.batch_size)
+
+    def __iter__(self) -> Iterator[Iterator[ReplayBatch]]:
         learner = self.learner
         epoch_end = min(learner.env_steps + self.steps_per_epoch, self.total_timesteps)
         while learner.env_steps < epoch_end:
             self._play(until=epoch_end)
             if learner.env_steps > self.learning_starts and self._can_sample():
-                for _ in range(self.gradient_steps):
-                    yield self.buffer.sample(self.batch_size)
+                yield self._batches()

@@ -63,7 +63,9 @@ class RolloutDataset(IterableDataset):
     autoreset steps are left out, so a minibatch of a rollout where episodes ended holds slightly fewer
     than ``batch_size`` transitions. The learner can skip the rest of a rollout's minibatches by setting
     ``rollout_updates_stopped``. One iteration (a Lightning epoch) plays rollouts until ``steps_per_epoch``
-    env steps are played; rollouts are never cut, so the last one may pass ``total_timesteps``.
+    env steps are played; rollouts are never cut, so the last one may pass ``total_timesteps``. Each rollout's
+    minibatches are yielded as one lazy iterator (a round), which the module's ``training_step`` runs through,
+    one update per minibatch.
 
     Args:
         learner: the module; it acts, values observations, scales rewards, and its ``env_steps`` is advanced here.
@@ -152,8 +154,8 @@ class RolloutDataset(IterableDataset):
         for batch_indices in indices[order].tensor_split(sections):
             yield self.buffer.batch(batch_indices)
 
-    def __iter__(self) -> Iterator[RolloutBatch]:
+    def __iter__(self) -> Iterator[Iterator[RolloutBatch]]:
         epoch_end = min(self.learner.env_steps + self.steps_per_epoch, self.total_timesteps)
         while self.learner.env_steps < epoch_end:
             self.collect()
-            yield from self.minibatches()
+            yield self.minibatches()

@@ -11,7 +11,6 @@ import pytest
 import torch
 import yaml
 from lightning.pytorch.callbacks import EarlyStopping
-from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import nn
 
 from rl_lightning import SAC, ConfigurationError
@@ -196,9 +195,21 @@ def test_bf16_mixed_precision_and_max_grad_norm():
     assert all(p.dtype == torch.float32 for p in sac.parameters())
 
 
-def test_trainer_gradient_clip_val_is_refused_by_lightning_under_manual_optimization():
-    with pytest.raises(MisconfigurationException, match="not supported for manual optimization"):
-        trainer(gradient_clip_val=1.0).fit(SAC(**SMALL))
+def test_trainer_gradient_clip_val_wins_over_max_grad_norm_and_is_given_back():
+    # Lightning refuses gradient_clip_val under manual optimization; the module applies it itself instead.
+    clip_values = []
+
+    class Recording(SAC):
+        def clip_gradients(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+            clip_values.append((gradient_clip_val, gradient_clip_algorithm))
+            super().clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+
+    run = trainer(gradient_clip_val=1.5, gradient_clip_algorithm="value")
+    sac = Recording(max_grad_norm=0.5, **SMALL)
+    run.fit(sac)
+    assert len(clip_values) == 3 * sac.updates > 0
+    assert set(clip_values) == {(1.5, "value")}  # GradClipAlgorithmType is a str enum
+    assert run.gradient_clip_val == 1.5  # the Trainer's setting, back after the fit
 
 
 @pytest.mark.parametrize("name", ['sac_pendulum', 'sac_halfcheetah'])

@@ -32,8 +32,8 @@ def make_dataset(
 
 
 def env_steps_at_each_batch(dataset: ReplayDataset, learner: ZeroPolicy, epochs: int) -> list[list[int]]:
-    """For each epoch, the learner's env-step count when each batch was handed out."""
-    return [[learner.env_steps for _ in dataset] for _ in range(epochs)]
+    """For each epoch, the learner's env-step count when each batch was handed out (rounds flattened)."""
+    return [[learner.env_steps for batches in dataset for _ in batches] for _ in range(epochs)]
 
 
 def test_epochs_play_rounds_of_train_freq_steps_and_yield_gradient_steps_batches(endless_envs) -> None:
@@ -73,7 +73,7 @@ def test_batches_are_drawn_from_the_buffer_with_the_batch_size(endless_envs) -> 
         steps_per_epoch=2,
         total_timesteps=2,
     )
-    (batch,) = list(dataset)
+    ((batch,),) = [list(batches) for batches in dataset]  # one round of one batch
     # One vector step of two envs from observation [0]: both stored transitions are 0 -> 1 with reward 1.
     assert batch.observations.tolist() == [[0.0]] * 4
     assert batch.next_observations.tolist() == [[1.0]] * 4

@@ -41,6 +41,11 @@ def dataset(ending_envs, batch_size: int = 2, n_epochs: int = 2) -> tuple[Rollou
     return rollouts, learner
 
 
+def epoch_minibatches(rollouts: RolloutDataset) -> list:
+    """One epoch's minibatches, in order: the dataset yields a round (an iterator of minibatches) per rollout."""
+    return [batch for round_of_batches in rollouts for batch in round_of_batches]
+
+
 # Env 0 terminates at its 2nd step; env 1 is truncated at its 3rd. The observation after t steps is [t]
 # and the t-th step's reward is t; V([t]) = t; gamma = lambda = 0.5, so gamma * lambda = 0.25.
 #   env 0: step 0: obs 0, r 1 -> delta 1 + 0.5 * 1 - 0 = 1.5, A = 1.5 + 0.25 * 1 = 1.75
@@ -69,7 +74,7 @@ def test_rollout_through_terminations_truncations_and_autoreset_steps(ending_env
 
 def test_each_pass_yields_every_real_transition_once(ending_envs):
     rollouts, learner = dataset(ending_envs, batch_size=2, n_epochs=2)
-    batches = list(rollouts)  # one epoch: 8 env steps, one rollout
+    batches = epoch_minibatches(rollouts)  # one epoch: 8 env steps, one rollout
     # 8 transitions per rollout / batch_size 2 = 4 minibatches per pass, sharing the 6 real transitions.
     assert [len(batch.advantages) for batch in batches] == [2, 2, 1, 1] * 2
     for first in (0, 4):
@@ -80,22 +85,23 @@ def test_each_pass_yields_every_real_transition_once(ending_envs):
         ]
         assert sorted(seen) == TRANSITIONS
     assert learner.env_steps == 8
-    assert len(list(rollouts)) == 8  # the second epoch plays the second rollout, up to total_timesteps=16
-    assert list(rollouts) == []
+    assert len(epoch_minibatches(rollouts)) == 8  # the second epoch plays the second rollout, up to 16 steps
+    assert epoch_minibatches(rollouts) == []
 
 
 def test_the_learner_can_stop_the_rest_of_a_rollout(ending_envs):
     rollouts, learner = dataset(ending_envs, batch_size=2, n_epochs=3)
     taken = 0
-    for _ in rollouts:
-        taken += 1
-        learner.rollout_updates_stopped = True
+    for round_of_batches in rollouts:
+        for _ in round_of_batches:
+            taken += 1
+            learner.rollout_updates_stopped = True
     assert taken == 1 and learner.env_steps == 8
 
 
 def test_one_minibatch_per_pass_is_the_whole_rollout_without_autoreset_steps(ending_envs):
     rollouts, _ = dataset(ending_envs, batch_size=8, n_epochs=3)
-    batches = list(rollouts)
+    batches = epoch_minibatches(rollouts)
     assert len(batches) == 3
     for batch in batches:
         seen = sorted(zip(batch.observations[:, 0].tolist(), batch.advantages.tolist(), strict=True))
