@@ -68,7 +68,7 @@ class A2C(OnPolicyAlgorithm):
         self.use_rms_prop, self.rms_prop_eps = use_rms_prop, rms_prop_eps
 
     def update(self, batch: RolloutBatch) -> Tensor:
-        distribution, values = self.evaluate(batch.observations, batch.action_masks)
+        distribution, values = self.evaluate_batch(batch)
         advantages = self.normalized_advantages(batch.advantages)
         policy_loss = -(advantages * distribution.log_prob(batch.actions)).mean()
         value_loss = F.mse_loss(values, batch.returns)

@@ -78,7 +78,7 @@ class PPO(OnPolicyAlgorithm):
 
     def update(self, batch: RolloutBatch) -> Tensor | None:
         clip_range = self.clip_schedule(self.progress_remaining)
-        distribution, values = self.evaluate(batch.observations, batch.action_masks)
+        distribution, values = self.evaluate_batch(batch)
         log_probs = distribution.log_prob(batch.actions)
         advantages = self.normalized_advantages(batch.advantages)
 
