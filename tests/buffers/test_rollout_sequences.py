@@ -1,4 +1,4 @@
-"""The rollout buffer's chunks for recurrent policies: which steps, masks and start states, against a hand-made rollout."""
+"""The rollout buffer's chunks for recurrent policies: steps, masks and start states of a hand-made rollout."""
 
 from __future__ import annotations
 
