@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
+import lightning as L
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping
 from torch import Tensor, nn
 
 from rl_lightning import A2C, PPO, ConfigurationError
 from rl_lightning.buffers import RolloutBatch
+from rl_lightning.envs import CARTPOLE_NO_VELOCITY
 from tests.helpers import trainer
 
 COUNTING = "tests.toy_envs:RLLightningCounting-v0"  # truncated at its 3rd step; NEXT_STEP autoreset
@@ -169,3 +172,37 @@ def test_bad_recurrent_settings_are_refused_with_the_fix(options, message):
     with pytest.raises(ConfigurationError) as error:
         PPO("CartPole-v1", n_steps=64, **options)
     assert message in str(error.value)
+
+
+# experiments/ppo_lstm_cartpole_novel.yaml (RL-Zoo's RecurrentPPO set for CartPoleNoVel-v1, rewards normalized) on a
+# budget of 32,768 env steps, evaluated (5 deterministic episodes) every 2,048.
+NO_VELOCITY = dict(
+    num_envs=8, n_steps=32, batch_size=256, n_epochs=20, gamma=0.98, gae_lambda=0.8, learning_rate="lin_0.001",
+    clip_range="lin_0.2", normalize_observations=True, normalize_rewards=True, hidden_sizes=(64,), ortho_init=False,
+    total_timesteps=32_768, steps_per_epoch=2048, eval_episodes=5, eval_envs=5, seed=0,
+)
+
+
+def evaluations_until_solved(**options: Any) -> list[float]:
+    """The evaluations of PPO on CartPole without velocities (``NO_VELOCITY`` and ``options``), until one reaches 475
+    or the budget is spent."""
+    returns = []
+
+    class Record(Callback):
+        def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+            returns.append(trainer.callback_metrics["val/return_mean"].item())
+
+    solved = EarlyStopping(
+        "val/return_mean", mode="max", stopping_threshold=475.0, patience=10**6, check_on_train_epoch_end=False
+    )
+    trainer(callbacks=[Record(), solved]).fit(PPO(CARTPOLE_NO_VELOCITY, **{**NO_VELOCITY, **options}))
+    return returns
+
+
+@pytest.mark.learning
+def test_memory_solves_cartpole_without_velocities_where_a_feed_forward_policy_does_not():
+    recurrent = evaluations_until_solved(recurrent="lstm")
+    assert recurrent[-1] >= 475.0, recurrent
+    feed_forward = evaluations_until_solved()
+    assert len(feed_forward) == 16 and max(feed_forward) < 475.0, feed_forward
+
