@@ -275,7 +275,8 @@ class RolloutBuffer:
 
     def sequence_batch(self, chunks: Tensor) -> RolloutBatch:
         """The whole chunks ``chunks`` (see :meth:`chunk_indices`): the transitions in them, and the chunks
-        themselves as :class:`Sequences`, with the state each starts from."""
+        themselves as :class:`Sequences`, with the state each starts from. Finding the masked steps' positions costs
+        one host sync per minibatch."""
         length = self.sequence_length
         chunks_per_env = len(self._chunk_indices) // self.num_envs
         envs = chunks // chunks_per_env
