@@ -128,7 +128,8 @@ class RolloutBuffer:
         self.episode_starts = None if state_shapes is None else zeros(dtype=torch.bool)
         if self.sequence_length is not None:
             chunks_per_env = -(-n_steps // self.sequence_length)
-            self._chunk_indices = torch.arange(num_envs * chunks_per_env, device=self.device)
+            self._all_chunks = torch.arange(num_envs * chunks_per_env, device=self.device)
+            self._chunk_indices = self._all_chunks
 
     @property
     def full(self) -> bool:
@@ -249,6 +250,20 @@ class RolloutBuffer:
             if self._every_step_valid or bool(valid_flat.all())
             else valid_flat.nonzero().squeeze(1).to(self.device, non_blocking=True)
         )
+        if self.sequence_length is not None:
+            self._chunk_indices = self._chunks_with_transitions()
+
+    def _chunks_with_transitions(self) -> Tensor:
+        """The chunks holding at least one transition: one of autoreset steps and padding only would make a
+        minibatch of nothing. One host sync, none when every step was valid."""
+        if self.all_valid:
+            return self._all_chunks
+        length = self.sequence_length
+        valid = torch.zeros(len(self._all_chunks) // self.num_envs * length, self.num_envs, dtype=torch.bool)
+        valid = valid.to(self.device)
+        valid[: self.n_steps] = self._device_valid
+        holds = valid.reshape(-1, length, self.num_envs).any(dim=1).T.flatten()  # in chunk order: env-major
+        return self._all_chunks[holds]
 
     def valid_indices(self) -> Tensor:
         """Flat indices (into ``n_steps * num_envs``) of the rollout's real transitions, autoreset steps left out."""
@@ -269,8 +284,8 @@ class RolloutBuffer:
         return RolloutBatch(*(field.flatten(0, 1)[indices] for field in fields))
 
     def chunk_indices(self) -> Tensor:
-        """Indices of the rollout's chunks (with ``state_shapes``): chunk ``c`` is env ``c // k``'s ``c % k``-th
-        chunk of ``sequence_length`` steps, ``k = ceil(n_steps / sequence_length)``."""
+        """Indices of the rollout's chunks that hold a transition (with ``state_shapes``): chunk ``c`` is env
+        ``c // k``'s ``c % k``-th chunk of ``sequence_length`` steps, ``k = ceil(n_steps / sequence_length)``."""
         return self._chunk_indices
 
     def sequence_batch(self, chunks: Tensor) -> RolloutBatch:
@@ -278,7 +293,7 @@ class RolloutBuffer:
         themselves as :class:`Sequences`, with the state each starts from. Finding the masked steps' positions costs
         one host sync per minibatch."""
         length = self.sequence_length
-        chunks_per_env = len(self._chunk_indices) // self.num_envs
+        chunks_per_env = len(self._all_chunks) // self.num_envs
         envs = chunks // chunks_per_env
         starts = chunks % chunks_per_env * length
         steps = starts + torch.arange(length, device=self.device)[:, None]  # (L, C)

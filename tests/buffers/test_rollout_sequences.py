@@ -9,13 +9,15 @@ import torch
 from rl_lightning.buffers import RolloutBuffer
 
 
-def chunked_rollout() -> RolloutBuffer:
+def chunked_rollout(sequence_length: int = 2) -> RolloutBuffer:
     """5 steps of 2 envs in chunks of 2 steps (the third of each env padded).
 
     Env 0 terminates at step 1, so step 2 is its autoreset step (no transition) and step 3 starts an episode; env 1
     plays on. Step ``t`` of env ``e`` has observation ``[10 t + e]``, action ``2 t + e`` and state ``[100 t + e]``.
     """
-    rollout = RolloutBuffer(5, 2, (1,), torch.float32, (), torch.long, state_shapes=[(1,)], sequence_length=2)
+    rollout = RolloutBuffer(
+        5, 2, (1,), torch.float32, (), torch.long, state_shapes=[(1,)], sequence_length=sequence_length
+    )
     for t in range(5):
         rollout.add(
             torch.tensor([[10.0 * t], [10.0 * t + 1]]),
@@ -57,6 +59,11 @@ def test_a_first_chunk_starts_from_the_state_the_policy_acted_from():
     assert batch.sequences.episode_starts.tolist() == [[True, True], [False, False]]
     assert batch.sequences.start_states[0].squeeze(-1).tolist() == [0.0, 1.0]
     assert batch.actions.tolist() == [0, 1, 2, 3]
+
+
+def test_a_chunk_without_a_transition_is_in_no_minibatch():
+    # Chunks of one step: env 0's third (its autoreset step) holds nothing to learn from.
+    assert chunked_rollout(sequence_length=1).chunk_indices().tolist() == [0, 1, 3, 4, 5, 6, 7, 8, 9]
 
 
 def test_states_are_given_exactly_when_the_buffer_keeps_them():
