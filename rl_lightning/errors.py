@@ -49,11 +49,11 @@ HYPERPARAMETER_RULES: dict[str, _Rule] = {
         (
             "num_envs", "total_timesteps", "eval_episodes", "eval_envs", "buffer_size", "batch_size", "train_freq",
             "n_step", "n_steps", "n_epochs", "learning_rate", "target_update_interval", "n_critics", "policy_delay",
-            "rms_prop_eps", "sigma0", "n_quantiles",
+            "rms_prop_eps", "sigma0", "n_quantiles", "rnn_hidden_size", "rnn_layers",
         ),
         _POSITIVE,
     ),
-    **dict.fromkeys(("steps_per_epoch", "max_grad_norm", "target_kl"), _OPTIONAL_POSITIVE),
+    **dict.fromkeys(("steps_per_epoch", "max_grad_norm", "target_kl", "sequence_length"), _OPTIONAL_POSITIVE),
     **dict.fromkeys(
         (
             "gamma", "gae_lambda", "exploration_fraction", "exploration_initial_eps", "exploration_final_eps",

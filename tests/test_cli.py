@@ -178,3 +178,18 @@ def test_an_env_module_in_the_current_directory_is_importable(tmp_path, capsys, 
     assert run("fit", "--config", CONFIG, "--model.init_args.env=my_envs_here:MyCartPole-v0",
                "--model.init_args.learning_starts=50000") == 2
     assert "learning_starts=50000 is not below total_timesteps" in capsys.readouterr().err
+
+
+def test_evaluate_carries_a_recurrent_policys_state_through_a_checkpoint(tmp_path, capsys):
+    config = str(Path(CONFIG).with_name("ppo_lstm_cartpole_novel.yaml"))
+    tiny = ["--model.init_args.total_timesteps=512", "--model.init_args.steps_per_epoch=256",
+            "--model.init_args.n_epochs=1", "--model.init_args.rnn_hidden_size=8", "--model.init_args.eval_episodes=1",
+            "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+    assert run("fit", "--config", config, *tiny, f"--trainer.default_root_dir={tmp_path / 'logs'}") == 0
+    last = tmp_path / "logs" / "checkpoints" / "last.ckpt"
+    state = torch.load(last, weights_only=True)["rl_lightning"]["collector"]["policy_state"]
+    assert [tuple(part.shape) for part in state] == [(8, 1, 8), (8, 1, 8)]  # each env's hidden and cell states
+    capsys.readouterr()
+    assert run("evaluate", "--ckpt_path", str(last), "--episodes", "2", "--seed", "1") == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["episodes"] == 2 and result["length_mean"] == result["return_mean"] > 0

@@ -36,7 +36,7 @@ class A2C(OnPolicyAlgorithm):
         use_rms_prop: RMSprop (decay 0.99) as in the paper; otherwise Adam.
         rms_prop_eps: the optimizer's epsilon.
         normalize_advantage: standardize the advantages of each rollout.
-        kwargs: the networks and normalizers (``actor``, ``critic``, ``hidden_sizes``, ...; see
+        kwargs: the networks and normalizers (``actor``, ``critic``, ``hidden_sizes``, ``recurrent``, ...; see
             :class:`~rl_lightning.OnPolicyAlgorithm`) and the run arguments (``num_envs``, ``seed``, ...; see
             :class:`~rl_lightning.RLAlgorithm`).
     """
@@ -68,7 +68,7 @@ class A2C(OnPolicyAlgorithm):
         self.use_rms_prop, self.rms_prop_eps = use_rms_prop, rms_prop_eps
 
     def update(self, batch: RolloutBatch) -> Tensor:
-        distribution, values = self.evaluate(batch.observations, batch.action_masks)
+        distribution, values = self.evaluate_batch(batch)
         advantages = self.normalized_advantages(batch.advantages)
         policy_loss = -(advantages * distribution.log_prob(batch.actions)).mean()
         value_loss = F.mse_loss(values, batch.returns)

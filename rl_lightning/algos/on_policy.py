@@ -15,8 +15,8 @@ from torch.utils.data import DataLoader
 
 from rl_lightning.algos.base import DEFAULT_EPOCH_STEPS, RLAlgorithm
 from rl_lightning.algos.schedules import Schedule, ScheduleSpec
-from rl_lightning.buffers import RolloutBuffer
-from rl_lightning.data import RolloutDataset, RolloutStep
+from rl_lightning.buffers import RolloutBatch, RolloutBuffer
+from rl_lightning.data import PolicyState, RolloutDataset, RolloutStep
 from rl_lightning.envs import ACTION_SPACES, EnvSpec, check_action_space, check_observation_space, torch_dtype
 from rl_lightning.errors import ConfigurationError, check_hyperparameters
 from rl_lightning.nets import (
@@ -34,6 +34,7 @@ from rl_lightning.nets import (
     mask_invalid,
 )
 from rl_lightning.nets.policies import Distribution
+from rl_lightning.nets.recurrent import RecurrentActorCritic, RecurrentState, check_recurrent_policy
 
 NORMALIZATION_CLIP = 10.0
 """Normalized observations and scaled rewards are clipped to [-10, 10] (Stable-Baselines3's VecNormalize)."""
@@ -92,6 +93,17 @@ class OnPolicyAlgorithm(RLAlgorithm):
             outside of collection (evaluation sees the same normalization and never changes it).
         normalize_rewards: learn from rewards divided by the running standard deviation of the discounted
             return, clipped to [-10, 10] (Stable-Baselines3's VecNormalize).
+        recurrent: a policy with memory: ``"lstm"`` or ``"gru"`` (:class:`~rl_lightning.nets.RecurrentActorCritic`:
+            encoder, one recurrent core shared by actor and critic, then MLP heads of ``hidden_sizes``), or a
+            recurrent actor-critic of your own (a module or a factory of the spaces) keeping the contract of
+            :mod:`rl_lightning.nets.recurrent`. Its state is carried per env and reset where an episode starts;
+            minibatches are whole chunks of ``sequence_length`` steps, run again from the state at their start.
+            None (default): the feed-forward ``actor`` and ``critic``.
+        rnn_hidden_size: width of the default recurrent core's state.
+        rnn_layers: stacked layers of the default recurrent core.
+        sequence_length: steps per chunk of a recurrent policy's minibatches (each env's rollout is cut every
+            ``sequence_length`` steps, the last chunk padded); default ``n_steps``: each env's whole rollout. A
+            minibatch holds ``chunks / (n_steps * num_envs / batch_size)`` whole chunks.
         run: the run arguments (see :class:`RLAlgorithm`).
     """
 
@@ -117,6 +129,10 @@ class OnPolicyAlgorithm(RLAlgorithm):
         log_std_init: float = 0.0,
         normalize_observations: bool = False,
         normalize_rewards: bool = False,
+        recurrent: str | NetworkSpec = None,
+        rnn_hidden_size: int = 64,
+        rnn_layers: int = 1,
+        sequence_length: int | None = None,
         **run: Any,
     ) -> None:
         super().__init__(env, **run)
@@ -140,6 +156,17 @@ class OnPolicyAlgorithm(RLAlgorithm):
                 "shared_network=True configures the default networks; an actor or critic of your own must share "
                 "layers itself. Drop shared_network=True, or actor= and critic=."
             )
+        check_hyperparameters(rnn_hidden_size=rnn_hidden_size, rnn_layers=rnn_layers, sequence_length=sequence_length)
+        if recurrent is not None and (actor is not None or critic is not None or shared_network):
+            raise ConfigurationError(
+                "recurrent= gives the policy its networks (one recurrent actor-critic); actor=, critic= and "
+                "shared_network=True configure feed-forward ones. Drop one or the other."
+            )
+        if sequence_length is not None and sequence_length > n_steps:
+            raise ConfigurationError(
+                f"sequence_length={sequence_length} is longer than a rollout of n_steps={n_steps} steps per env: use "
+                f"sequence_length <= n_steps (None: the whole rollout of each env)."
+            )
         if run.get("steps_per_epoch") is None:
             self.steps_per_epoch = rollout * max(1, round(DEFAULT_EPOCH_STEPS / rollout))
         check_epoch_of_rollouts(self.steps_per_epoch, n_steps, num_envs)
@@ -160,8 +187,18 @@ class OnPolicyAlgorithm(RLAlgorithm):
         check_action_space(self.action_space, name, ACTION_SPACES["PPO"])
         self.action_head = make_action_head(self.action_space, name, log_std_init)
         outputs = self.action_head.outputs
+        self.is_recurrent, self.sequence_length = recurrent is not None, sequence_length
         with self.seeded():
-            if actor is None and critic is None:
+            if self.is_recurrent:
+                spaces = (self.observation_space, self.action_space)
+                cell = recurrent if isinstance(recurrent, str) else "lstm"
+                own = partial(
+                    RecurrentActorCritic, self.observation_space, outputs, cell, rnn_hidden_size, rnn_layers,
+                    hidden_sizes, ortho_init,
+                )
+                spec = None if isinstance(recurrent, str) else recurrent
+                self.policy = build_network(spec, *spaces, own, "recurrent")
+            elif actor is None and critic is None:
                 self.policy = ActorCritic.default(
                     self.observation_space, outputs, hidden_sizes, shared_network, ortho_init
                 )
@@ -174,6 +211,8 @@ class OnPolicyAlgorithm(RLAlgorithm):
                     build_network(critic, *spaces, own_critic, "critic"),
                 )
         example = (example_observations(self.observation_space),)
+        if self.is_recurrent:
+            check_recurrent_policy(self.policy, example[0], outputs, self._actor_meaning())
         if actor is not None:
             check_output_shape(self.policy.actor, example, (2, outputs), "actor", self._actor_meaning())
         if critic is not None:
@@ -217,13 +256,55 @@ class OnPolicyAlgorithm(RLAlgorithm):
         outputs, values = self.policy(observations)
         return self.distribution(outputs, action_masks), values.float()
 
+    def evaluate_batch(self, batch: RolloutBatch) -> tuple[Distribution, Tensor]:
+        """:meth:`evaluate` of a minibatch's transitions. A recurrent policy runs its chunks again, from the state
+        stored at each chunk's start; padding and autoreset steps are dropped before any loss or mean sees them."""
+        sequences = batch.sequences
+        if sequences is None:
+            return self.evaluate(batch.observations, batch.action_masks)
+        outputs, values, _ = self.policy(sequences.observations, sequences.start_states, sequences.episode_starts)
+        outputs, values = outputs.flatten(0, 1)[sequences.positions], values.flatten()[sequences.positions]
+        return self.distribution(outputs, batch.action_masks), values.float()
+
+    def step_memory(
+        self, observations: Tensor, state: PolicyState, episode_starts: Tensor | None
+    ) -> tuple[Tensor, Tensor, RecurrentState, RecurrentState]:
+        """One step of the recurrent policy for preprocessed observations of every env: distribution parameters,
+        values, the state it started from (the initial one for None) and the next state. ``episode_starts`` None:
+        no reset (the final observation of an episode still belongs to it)."""
+        if state is None:
+            state = self.policy.initial_state(observations.shape[0], observations.device)
+        if episode_starts is None:
+            episode_starts = torch.zeros(observations.shape[0], dtype=torch.bool, device=observations.device)
+        starts = episode_starts.to(observations.device, non_blocking=True)
+        outputs, values, next_state = self.policy(observations[None], state, starts[None])
+        return outputs[0], values[0].float(), state, next_state
+
+    def _choose(self, distribution: Distribution, deterministic: bool) -> Tensor:
+        """Env actions: the distribution's mode, or a sample (clipped to a Box's bounds)."""
+        actions = distribution.mode() if deterministic else distribution.sample(self.generator)
+        return self.action_head.to_env(actions)
+
     @torch.no_grad()
     def act(self, observations: Tensor, deterministic: bool = False, action_masks: Tensor | None = None) -> Tensor:
         """Env actions for raw observations: the distribution's mode, or a sample (clipped to a Box's bounds); only
-        valid actions where ``action_masks`` are given."""
+        valid actions where ``action_masks`` are given. A recurrent policy acts through :meth:`policy_step`."""
+        if self.is_recurrent:
+            raise RuntimeError("a recurrent policy needs its state: call policy_step(), which carries it")
         distribution = self.distribution(self.policy.actor_outputs(self.preprocess(observations)), action_masks)
-        actions = distribution.mode() if deterministic else distribution.sample(self.generator)
-        return self.action_head.to_env(actions)
+        return self._choose(distribution, deterministic)
+
+    @torch.no_grad()
+    def policy_step(
+        self, observations: Tensor, state: PolicyState, episode_starts: Tensor, deterministic: bool = False,
+        action_masks: Tensor | None = None,
+    ) -> tuple[Tensor, PolicyState]:
+        if not self.is_recurrent:
+            return super().policy_step(observations, state, episode_starts, deterministic, action_masks)
+        if action_masks is not None:
+            self.check_action_masks(action_masks)
+        outputs, _, _, state = self.step_memory(self.preprocess(observations), state, episode_starts)
+        return self._choose(self.distribution(outputs, action_masks), deterministic), state
 
     def check_action_masks(self, action_masks: Tensor) -> None:
         if isinstance(self.action_head, DiagGaussianHead):
@@ -232,20 +313,34 @@ class OnPolicyAlgorithm(RLAlgorithm):
         self.check_action_mask_width(action_masks, self.action_head.outputs, choices)
 
     @torch.no_grad()
-    def explore(self, observations: Tensor, action_masks: Tensor | None = None) -> RolloutStep:
+    def explore(
+        self, observations: Tensor, state: PolicyState = None, episode_starts: Tensor | None = None,
+        action_masks: Tensor | None = None,
+    ) -> RolloutStep:
         """One step of collection: sample actions for raw observations (updating the normalizer's statistics),
-        valid ones only where ``action_masks`` are given."""
+        valid ones only where ``action_masks`` are given; a recurrent policy from ``state``, reset where
+        ``episode_starts``."""
         observations = self.preprocess(observations, update_statistics=True)
-        distribution, values = self.evaluate(observations, action_masks)
+        if self.is_recurrent:
+            outputs, values, state, next_state = self.step_memory(observations, state, episode_starts)
+            distribution, states = self.distribution(outputs, action_masks), (state, next_state)
+        else:
+            (distribution, values), states = self.evaluate(observations, action_masks), ()
         actions = distribution.sample(self.generator)
         return RolloutStep(
-            observations, actions, self.action_head.to_env(actions), distribution.log_prob(actions), values
+            observations, actions, self.action_head.to_env(actions), distribution.log_prob(actions), values, *states
         )
 
     @torch.no_grad()
-    def predict_values(self, observations: Tensor) -> Tensor:
-        """``V(s)`` of raw observations, with frozen normalization statistics."""
-        return self.policy.values(self.preprocess(observations)).float()
+    def predict_values(
+        self, observations: Tensor, state: PolicyState = None, episode_starts: Tensor | None = None
+    ) -> Tensor:
+        """``V(s)`` of raw observations, with frozen normalization statistics; a recurrent policy's from ``state``
+        (reset where ``episode_starts``; None: nowhere)."""
+        observations = self.preprocess(observations)
+        if self.is_recurrent:
+            return self.step_memory(observations, state, episode_starts)[1]
+        return self.policy.values(observations).float()
 
     @torch.no_grad()
     def normalize_rewards(
@@ -306,8 +401,16 @@ class OnPolicyAlgorithm(RLAlgorithm):
                 gae_lambda=self.gae_lambda,
                 device=device,
                 action_mask_size=None if self.collector.action_masks is None else self.collector.action_masks.shape[-1],
+                state_shapes=self._state_shapes(device),
+                sequence_length=self.sequence_length,
             )
             self.reward_returns = torch.zeros(self.num_envs, device=device)
+
+    def _state_shapes(self, device: torch.device) -> list[torch.Size] | None:
+        """The shape of each part of one env's recurrent state (None for a feed-forward policy)."""
+        if not self.is_recurrent:
+            return None
+        return [part.shape[1:] for part in self.policy.initial_state(1, device)]
 
     def train_dataloader(self) -> DataLoader:
         dataset = RolloutDataset(

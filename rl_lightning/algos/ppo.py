@@ -42,7 +42,7 @@ class PPO(OnPolicyAlgorithm):
         max_grad_norm: gradient norm clip (the Trainer's ``gradient_clip_val`` overrides it; None: no clip).
         target_kl: when a minibatch's approximate KL divergence from the collecting policy exceeds
             ``1.5 * target_kl``, that minibatch and the rest of the rollout's are skipped. None: never.
-        kwargs: the networks and normalizers (``actor``, ``critic``, ``hidden_sizes``, ...; see
+        kwargs: the networks and normalizers (``actor``, ``critic``, ``hidden_sizes``, ``recurrent``, ...; see
             :class:`~rl_lightning.OnPolicyAlgorithm`) and the run arguments (``num_envs``, ``seed``, ...; see
             :class:`~rl_lightning.RLAlgorithm`).
     """
@@ -78,7 +78,7 @@ class PPO(OnPolicyAlgorithm):
 
     def update(self, batch: RolloutBatch) -> Tensor | None:
         clip_range = self.clip_schedule(self.progress_remaining)
-        distribution, values = self.evaluate(batch.observations, batch.action_masks)
+        distribution, values = self.evaluate_batch(batch)
         log_probs = distribution.log_prob(batch.actions)
         advantages = self.normalized_advantages(batch.advantages)
 

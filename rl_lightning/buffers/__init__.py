@@ -3,7 +3,7 @@
 from rl_lightning.buffers.frame_stack import FrameStackReplayBuffer
 from rl_lightning.buffers.prioritized import PrioritizedReplayBuffer
 from rl_lightning.buffers.replay import ReplayBatch, ReplayBuffer
-from rl_lightning.buffers.rollout import RolloutBatch, RolloutBuffer
+from rl_lightning.buffers.rollout import RolloutBatch, RolloutBuffer, Sequences
 from rl_lightning.buffers.sum_tree import SumTree
 
 __all__ = [
@@ -13,5 +13,6 @@ __all__ = [
     "ReplayBuffer",
     "RolloutBatch",
     "RolloutBuffer",
+    "Sequences",
     "SumTree",
 ]

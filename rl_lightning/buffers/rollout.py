@@ -10,6 +10,26 @@ import torch
 from torch import Tensor
 
 
+class Sequences(NamedTuple):
+    """A minibatch of whole chunks of a rollout, time first, for a recurrent policy to run again.
+
+    ``C`` chunks of ``L`` steps: column ``c`` holds steps ``start_c .. start_c + L - 1`` of one env. Steps past the
+    rollout's end are padding, and the vector env's autoreset steps are no transitions: ``mask`` is False at both,
+    and the batch's transitions (the :class:`RolloutBatch` fields) are the others, in ``positions`` order.
+    """
+
+    observations: Tensor
+    """``(L, C, *observation_shape)``."""
+    episode_starts: Tensor
+    """``(L, C)`` bool: the step's observation is the first of an episode (the policy resets its state there)."""
+    start_states: tuple[Tensor, ...]
+    """The policy's state at each chunk's first step, before that step's reset: ``(C, ...)`` each."""
+    mask: Tensor
+    """``(L, C)`` bool: True at the chunk's real transitions, False at padding and autoreset steps."""
+    positions: Tensor
+    """Indices into the ``L * C`` flattened steps of the masked ones: where the transitions' outputs are."""
+
+
 class RolloutBatch(NamedTuple):
     """A minibatch of a rollout: what the policy saw and did, and the targets of the update."""
 
@@ -25,6 +45,8 @@ class RolloutBatch(NamedTuple):
     """Targets of the critic: ``advantages + values``."""
     action_masks: Tensor | None = None
     """The valid-action masks the policy acted under (bool, ``(batch, n)``), where the env gives masks."""
+    sequences: Sequences | None = None
+    """For a recurrent policy: the chunks the transitions belong to (None: the transitions stand alone)."""
 
 
 class RolloutBuffer:
@@ -59,6 +81,11 @@ class RolloutBuffer:
         device: where the tensors live.
         action_mask_size: entries of the env's valid-action masks, if it gives them: each step then keeps the
             masks the policy acted under (given to :meth:`add`), so that the update's distribution has them too.
+        state_shapes: for a recurrent policy, the shape of each part of one env's state (batch dimension left
+            out). Each step then keeps the state the policy acted from and its episode starts, and minibatches are
+            whole chunks of ``sequence_length`` steps (:meth:`sequence_batch`).
+        sequence_length: steps per chunk (with ``state_shapes``): each env's rollout is cut every
+            ``sequence_length`` steps, the last chunk padded if ``n_steps`` is not a multiple.
     """
 
     def __init__(
@@ -73,6 +100,8 @@ class RolloutBuffer:
         gae_lambda: float = 0.95,
         device: torch.device | str = "cpu",
         action_mask_size: int | None = None,
+        state_shapes: Sequence[Sequence[int]] | None = None,
+        sequence_length: int | None = None,
     ) -> None:
         self.n_steps, self.num_envs, self.gamma, self.gae_lambda = n_steps, num_envs, gamma, gae_lambda
         self.device = torch.device(device)
@@ -93,6 +122,14 @@ class RolloutBuffer:
         self._every_step_valid = True  # every add() of the rollout had valid=None
         self._all_indices = torch.arange(n_steps * num_envs, device=self.device)
         self._valid_indices = self._all_indices
+        self._device_valid = self.valid  # the valid flags on self.device, from compute_returns_and_advantages
+        self.sequence_length = None if state_shapes is None else (sequence_length or n_steps)
+        self.states = None if state_shapes is None else [zeros(*shape) for shape in state_shapes]
+        self.episode_starts = None if state_shapes is None else zeros(dtype=torch.bool)
+        if self.sequence_length is not None:
+            chunks_per_env = -(-n_steps // self.sequence_length)
+            self._all_chunks = torch.arange(num_envs * chunks_per_env, device=self.device)
+            self._chunk_indices = self._all_chunks
 
     @property
     def full(self) -> bool:
@@ -115,6 +152,8 @@ class RolloutBuffer:
         valid: np.ndarray | Tensor | None,
         final_values: Tensor | None = None,
         action_masks: Tensor | None = None,
+        policy_state: Sequence[Tensor] | None = None,
+        episode_starts: np.ndarray | Tensor | None = None,
     ) -> None:
         """Store one step of every env.
 
@@ -127,11 +166,15 @@ class RolloutBuffer:
             final_values: ``(num_envs,)`` values of the true next observations; required when an env was
                 truncated, and at every step with device flags (only the truncated envs' entries are read).
             action_masks: the valid-action masks the policy acted under; exactly when the buffer keeps masks.
+            policy_state / episode_starts: the recurrent state the policy acted from (before its reset where an
+                episode starts) and those starts; exactly when the buffer keeps states.
         """
         if self.full:
             raise RuntimeError(f"the rollout buffer holds {self.n_steps} steps already; call reset() first")
         if (action_masks is None) != (self.action_masks is None):
             raise ValueError("give action_masks exactly when the buffer was made with an action_mask_size")
+        if (policy_state is None) != (self.states is None):
+            raise ValueError("give policy_state exactly when the buffer was made with state_shapes")
         on_device = isinstance(truncations, Tensor)
         if on_device:
             if final_values is None:
@@ -146,6 +189,10 @@ class RolloutBuffer:
         self.log_probs[t] = log_probs
         if action_masks is not None:
             self.action_masks[t] = action_masks
+        if policy_state is not None:
+            for stored, part in zip(self.states, policy_state, strict=True):
+                stored[t] = part
+            self.episode_starts[t] = torch.as_tensor(episode_starts).to(self.device, non_blocking=True)
         if on_device:
             self.final_values[t] = final_values
         elif truncations.any():
@@ -186,6 +233,7 @@ class RolloutBuffer:
             raise RuntimeError(f"the rollout holds {self.step} of {self.n_steps} steps; fill it before computing GAE")
         flags = torch.stack([self.terminations, self.truncations, self.valid]).to(self.device)
         terminated, truncated, valid = flags.float()
+        self._device_valid = flags[2]
         next_values = torch.cat([self.values[1:], last_values.reshape(1, self.num_envs)])
         next_values = torch.where(flags[1], self.final_values, next_values)
         deltas = self.rewards + self.gamma * (1.0 - terminated) * next_values - self.values
@@ -202,6 +250,20 @@ class RolloutBuffer:
             if self._every_step_valid or bool(valid_flat.all())
             else valid_flat.nonzero().squeeze(1).to(self.device, non_blocking=True)
         )
+        if self.sequence_length is not None:
+            self._chunk_indices = self._chunks_with_transitions()
+
+    def _chunks_with_transitions(self) -> Tensor:
+        """The chunks holding at least one transition: one of autoreset steps and padding only would make a
+        minibatch of nothing. One host sync, none when every step was valid."""
+        if self.all_valid:
+            return self._all_chunks
+        length = self.sequence_length
+        valid = torch.zeros(len(self._all_chunks) // self.num_envs * length, self.num_envs, dtype=torch.bool)
+        valid = valid.to(self.device)
+        valid[: self.n_steps] = self._device_valid
+        holds = valid.reshape(-1, length, self.num_envs).any(dim=1).T.flatten()  # in chunk order: env-major
+        return self._all_chunks[holds]
 
     def valid_indices(self) -> Tensor:
         """Flat indices (into ``n_steps * num_envs``) of the rollout's real transitions, autoreset steps left out."""
@@ -220,6 +282,43 @@ class RolloutBuffer:
         if indices is None:
             return RolloutBatch(*(field.flatten(0, 1) for field in fields))
         return RolloutBatch(*(field.flatten(0, 1)[indices] for field in fields))
+
+    def chunk_indices(self) -> Tensor:
+        """Indices of the rollout's chunks that hold a transition (with ``state_shapes``): chunk ``c`` is env
+        ``c // k``'s ``c % k``-th chunk of ``sequence_length`` steps, ``k = ceil(n_steps / sequence_length)``."""
+        return self._chunk_indices
+
+    def sequence_batch(self, chunks: Tensor) -> RolloutBatch:
+        """The whole chunks ``chunks`` (see :meth:`chunk_indices`): the transitions in them, and the chunks
+        themselves as :class:`Sequences`, with the state each starts from. Finding the masked steps' positions costs
+        one host sync per minibatch."""
+        length = self.sequence_length
+        chunks_per_env = len(self._all_chunks) // self.num_envs
+        envs = chunks // chunks_per_env
+        starts = chunks % chunks_per_env * length
+        steps = starts + torch.arange(length, device=self.device)[:, None]  # (L, C)
+        padding = steps >= self.n_steps
+        steps = steps.clamp(max=self.n_steps - 1)  # padding repeats the last step: it comes after, and is masked
+
+        mask = self._device_valid[steps, envs] & ~padding
+        positions = mask.flatten().nonzero().squeeze(1)
+        observations = self.observations[steps, envs]
+        sequences = Sequences(
+            observations,
+            self.episode_starts[steps, envs],
+            tuple(state[starts, envs] for state in self.states),
+            mask,
+            positions,
+        )
+
+        def transitions(field: Tensor) -> Tensor:
+            return field[steps, envs].flatten(0, 1)[positions]
+
+        fields = (self.actions, self.log_probs, self.values, self.advantages, self.returns)
+        masks = None if self.action_masks is None else transitions(self.action_masks)
+        return RolloutBatch(
+            observations.flatten(0, 1)[positions], *(transitions(field) for field in fields), masks, sequences
+        )
 
     def explained_variance(self) -> Tensor:
         """``1 - Var(returns - values) / Var(returns)`` over the rollout's transitions: how much the critic explains.

@@ -218,9 +218,15 @@ class Collector:
         self._finished.clear()
         return self.observations
 
+    @property
+    def episode_starts(self) -> Tensor:
+        """Which current observations are the first of an episode (bool, ``(num_envs,)``; on the host for a numpy
+        env): where a policy with memory resets its state."""
+        return self._device_starts if self.on_device else torch.from_numpy(self._episode_starts)
+
     def act(self, policy: Policy, deterministic: bool = False) -> Tensor:
         """``policy``'s actions for the current observations; its state is kept here, one per env."""
-        starts = self._device_starts if self.on_device else torch.from_numpy(self._episode_starts)
+        starts = self.episode_starts
         if self.action_masks is None:
             actions, self.policy_state = policy.policy_step(self.observations, self.policy_state, starts, deterministic)
         else:

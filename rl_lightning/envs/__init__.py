@@ -24,6 +24,7 @@ from rl_lightning.envs.factory import (
     torch_env_factory,
 )
 from rl_lightning.envs.masks import ACTION_MASK_KEY, action_masks_of
+from rl_lightning.envs.partial import CARTPOLE_NO_VELOCITY, CartPoleNoVelocityEnv, register_partial_envs
 from rl_lightning.envs.spaces import (
     ACTION_SPACES,
     action_space_kinds,
@@ -38,10 +39,12 @@ from rl_lightning.envs.torch_vector import TorchVectorEnv, steps_tensors
 __all__ = [
     "ACTION_MASK_KEY",
     "ACTION_SPACES",
+    "CARTPOLE_NO_VELOCITY",
     "TORCH_ENVS",
     "Acrobot",
     "AtariPreset",
     "CartPole",
+    "CartPoleNoVelocityEnv",
     "EnvSpec",
     "EnvStateError",
     "EnvTraits",
@@ -69,6 +72,7 @@ __all__ = [
     "make_vector_env",
     "probe_env",
     "probe_spaces",
+    "register_partial_envs",
     "register_pixel_envs",
     "register_torch_env",
     "reset_vector_env",
@@ -78,3 +82,5 @@ __all__ = [
     "torch_env_factory",
     "vector_env_state",
 ]
+
+register_partial_envs()  # ids that configs name: rl_lightning/CartPoleNoVel-v1

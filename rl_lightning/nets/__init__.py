@@ -46,6 +46,7 @@ from rl_lightning.nets.policies import (
 from rl_lightning.nets.polyak import polyak_update, target_network
 from rl_lightning.nets.q import CategoricalQNetwork, QNetwork, QuantileQNetwork, default_q_network
 from rl_lightning.nets.q_heads import CategoricalQHead, QuantileQHead, ScalarQHead, q_head
+from rl_lightning.nets.recurrent import RecurrentActorCritic, RecurrentState, check_recurrent_policy
 
 __all__ = [
     "ActionScaling",
@@ -68,6 +69,8 @@ __all__ = [
     "QNetwork",
     "QuantileQHead",
     "QuantileQNetwork",
+    "RecurrentActorCritic",
+    "RecurrentState",
     "RunningMeanStd",
     "ScalarQHead",
     "SmallImageCNN",
@@ -79,6 +82,7 @@ __all__ = [
     "categorical_q_values",
     "categorical_support",
     "check_output_shape",
+    "check_recurrent_policy",
     "default_actor",
     "default_critic",
     "default_q_network",

@@ -77,6 +77,24 @@ RUNS: dict[str, dict[str, Any]] = {
             eval_envs=1,
         ),
     },
+    "ppo-gru": {  # a recurrent policy: each rank carries its own envs' hidden states; chunks of 16 steps
+        "class_path": "rl_lightning.PPO",
+        "init_args": dict(
+            env="rl_lightning/CartPoleNoVel-v1",
+            recurrent="gru",
+            rnn_hidden_size=8,
+            num_envs=2,
+            hidden_sizes=[16],
+            n_steps=32,
+            batch_size=16,
+            sequence_length=16,
+            n_epochs=2,
+            total_timesteps=512,
+            steps_per_epoch=256,
+            eval_episodes=2,
+            eval_envs=1,
+        ),
+    },
 }
 
 

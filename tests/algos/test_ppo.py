@@ -248,8 +248,8 @@ def test_box_actions_are_clipped_for_the_env_but_not_in_the_buffer():
     sent = []
 
     class Recording(PPO):
-        def explore(self, observations):
-            step = super().explore(observations)
+        def explore(self, observations, state, episode_starts):
+            step = super().explore(observations, state, episode_starts)
             sent.append((step.actions.clone(), step.env_actions.clone()))
             return step
 

@@ -157,6 +157,28 @@ RUNS: dict[str, dict[str, Any]] = {
             eval_envs=2,
         ),
     },
+    # A recurrent policy (LSTM) on CartPole without velocities: its per-env hidden states are in the checkpoint, and
+    # its minibatches are whole chunks (the last padded) shuffled on the saved generator.
+    "ppo_lstm": {
+        "kill": {KILL_IN_EPOCH: "2"},
+        "class_path": "rl_lightning.PPO",
+        "init_args": dict(
+            env="rl_lightning/CartPoleNoVel-v1",
+            recurrent="lstm",
+            rnn_hidden_size=8,
+            num_envs=2,
+            hidden_sizes=[16],
+            n_steps=32,
+            batch_size=16,
+            sequence_length=12,
+            n_epochs=2,
+            normalize_observations=True,
+            total_timesteps=512,
+            steps_per_epoch=128,
+            eval_episodes=2,
+            eval_envs=2,
+        ),
+    },
     "sac": {
         "kill": {KILL_IN_EPOCH: "2"},
         "class_path": "rl_lightning.SAC",
@@ -275,6 +297,12 @@ def test_a_run_killed_and_resumed_in_a_new_process_ends_bitwise_identical(
         saved_masks = got["rl_lightning"]["buffer"]["storage"]["next_action_masks"]
         assert torch.equal(saved_masks, expected["rl_lightning"]["buffer"]["storage"]["next_action_masks"])
         assert not saved_masks.all()
+    if algorithm == "ppo_lstm":  # each env's hidden and cell states were saved, and resumed from
+        saved_state = got["rl_lightning"]["collector"]["policy_state"]
+        assert [tuple(part.shape) for part in saved_state] == [(2, 1, 8), (2, 1, 8)]
+        assert all(part.abs().sum() > 0 for part in saved_state)
+        for part, expected_part in zip(saved_state, expected["rl_lightning"]["collector"]["policy_state"], strict=True):
+            assert torch.equal(part, expected_part)
     assert got["rl_lightning"]["env_steps"] == expected["rl_lightning"]["env_steps"]
     assert got["state_dict"].keys() == expected["state_dict"].keys()
     for name, tensor in expected["state_dict"].items():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -19,11 +21,11 @@ class CountingCritic:
         self.generator = torch.Generator().manual_seed(0)
         self.final_values_asked: list[list[float]] = []
 
-    def explore(self, observations: Tensor) -> RolloutStep:
+    def explore(self, observations: Tensor, state: Any, episode_starts: Tensor) -> RolloutStep:
         actions = torch.zeros(observations.shape[0], dtype=torch.long)
         return RolloutStep(observations, actions, actions, torch.zeros(observations.shape[0]), observations[:, 0])
 
-    def predict_values(self, observations: Tensor) -> Tensor:
+    def predict_values(self, observations: Tensor, state: Any = None, episode_starts: Tensor | None = None) -> Tensor:
         return observations[:, 0].clone()
 
     def normalize_rewards(self, rewards: Tensor, dones: np.ndarray, valid: np.ndarray) -> Tensor:
