@@ -257,7 +257,7 @@ def shuffled_minibatches(rollout: RolloutBatch, batch_size: int) -> Iterator[Rol
     size = len(rollout.observations)
     while True:
         for index in torch.randperm(size).tensor_split(size // batch_size):
-            yield RolloutBatch(*(field[index] for field in rollout))
+            yield RolloutBatch(*(None if field is None else field[index] for field in rollout))
 
 
 # ----------------------------------------------------------------------------------------- the two algorithms
