@@ -9,11 +9,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from rl_lightning import tree
+from rl_lightning.tree import Observations, tree_map
+
 
 class RolloutBatch(NamedTuple):
     """A minibatch of a rollout: what the policy saw and did, and the targets of the update."""
 
-    observations: Tensor
+    observations: Observations
+    """A tensor, or a dict or tuple of tensors (one per key) for ``Dict`` and ``Tuple`` observation spaces."""
     actions: Tensor
     """The actions as sampled (unclipped for a Box), so that ``log_probs`` is their probability."""
     log_probs: Tensor
@@ -52,7 +56,8 @@ class RolloutBuffer:
     Args:
         n_steps: steps of each env per rollout.
         num_envs: environments stepped together.
-        observation_shape / observation_dtype: one observation as stored.
+        observation_shape / observation_dtype: one observation as stored; for a ``Dict`` or ``Tuple`` observation
+            space, a dict or tuple of the keys' shapes and dtypes (each key in a tensor of its own).
         action_shape / action_dtype: one action as sampled (``()`` and ``torch.long`` for ``Discrete``).
         gamma: discount factor.
         gae_lambda: GAE's bias-variance trade-off (1: Monte-Carlo advantages, 0: one-step TD errors).
@@ -65,8 +70,8 @@ class RolloutBuffer:
         self,
         n_steps: int,
         num_envs: int,
-        observation_shape: Sequence[int],
-        observation_dtype: torch.dtype,
+        observation_shape: Sequence[int] | dict[str, Sequence[int]] | tuple[Sequence[int], ...],
+        observation_dtype: torch.dtype | dict[str, torch.dtype] | tuple[torch.dtype, ...],
         action_shape: Sequence[int],
         action_dtype: torch.dtype,
         gamma: float = 0.99,
@@ -80,7 +85,7 @@ class RolloutBuffer:
         def zeros(*shape: int, dtype: torch.dtype = torch.float32) -> Tensor:
             return torch.zeros((n_steps, num_envs, *shape), dtype=dtype, device=self.device)
 
-        self.observations = zeros(*observation_shape, dtype=observation_dtype)
+        self.observations = tree.zeros(observation_shape, observation_dtype, (n_steps, num_envs), self.device)
         self.actions = zeros(*action_shape, dtype=action_dtype)
         self.rewards, self.values, self.log_probs = zeros(), zeros(), zeros()
         self.final_values = zeros()  # V(true final observation), read only where the env was truncated
@@ -105,7 +110,7 @@ class RolloutBuffer:
 
     def add(
         self,
-        observations: Tensor,
+        observations: Observations,
         actions: Tensor,
         rewards: Tensor,
         values: Tensor,
@@ -139,7 +144,7 @@ class RolloutBuffer:
         else:
             truncations = np.asarray(truncations, dtype=bool)
         t = self.step
-        self.observations[t] = observations
+        tree.assign(self.observations, t, observations)
         self.actions[t] = actions.reshape(self.actions.shape[1:])
         self.rewards[t] = rewards
         self.values[t] = values
@@ -218,8 +223,8 @@ class RolloutBuffer:
         if self.action_masks is not None:
             fields += (self.action_masks,)
         if indices is None:
-            return RolloutBatch(*(field.flatten(0, 1) for field in fields))
-        return RolloutBatch(*(field.flatten(0, 1)[indices] for field in fields))
+            return RolloutBatch(*(tree_map(lambda field: field.flatten(0, 1), field) for field in fields))
+        return RolloutBatch(*(tree_map(lambda field: field.flatten(0, 1)[indices], field) for field in fields))
 
     def explained_variance(self) -> Tensor:
         """``1 - Var(returns - values) / Var(returns)`` over the rollout's transitions: how much the critic explains.
