@@ -331,6 +331,17 @@ class InvalidActionEnv(gym.Env):
         return observation, reward, False, self.t >= self.max_steps, info
 
 
+class MethodMaskedInvalidActionEnv(InvalidActionEnv):
+    """``InvalidActionEnv`` whose valid actions come from an ``action_masks()`` method (SB3-contrib's way), not
+    its info."""
+
+    def __init__(self, nvec: Sequence[int] = (4,), max_steps: int = 10) -> None:
+        super().__init__(nvec, max_steps, masked=False)
+
+    def action_masks(self) -> np.ndarray:
+        return self.mask.copy()
+
+
 if COUNTING_ID not in gym.registry:
     gym.register(COUNTING_ID, entry_point=CountingEnv, max_episode_steps=3)
 if TORCH_COUNTING_ID not in TORCH_ENVS:
