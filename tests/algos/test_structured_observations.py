@@ -6,12 +6,15 @@ it is off, beside an image of noise: a policy must read two keys to earn more th
 
 from __future__ import annotations
 
+import functools
+
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
 from rl_lightning import A2C, DQN, PPO, SAC, TD3, ConfigurationError
+from rl_lightning.buffers import ReplayBuffer
 from rl_lightning.nets import KeyedNormalizer, MultiInputEncoder
 from tests.helpers import A2C_SMALL, CONTINUOUS_SMALL, DQN_SMALL, PPO_SMALL, trainer
 from tests.toy_envs import BitCopyEnv, DictEnv, TupleEnv, spaces_env
@@ -48,6 +51,16 @@ def test_structured_observations_train_and_evaluate(algorithm: type, env: type, 
     assert "val/return_mean" in fit.callback_metrics
     encoders = [m for m in module.modules() if isinstance(m, MultiInputEncoder)]
     assert encoders, "the default networks encode each key"
+
+
+def test_frame_stacked_dict_observations_are_stored_whole_by_the_plain_replay_buffer() -> None:
+    stack = functools.partial(gym.wrappers.FrameStackObservation, stack_size=2)
+    dqn = DQN(TupleEnv, wrappers=[stack], **{**DQN_SMALL, "total_timesteps": 512})
+    assert dqn.env_traits.frame_stack is not None
+    trainer().fit(dqn)
+    assert type(dqn.buffer) is ReplayBuffer
+    flags, targets = dqn.buffer.storage["observations"]
+    assert flags.shape == (dqn.buffer_size, 2, 1) and targets.shape == (dqn.buffer_size, 2)
 
 
 def test_ppo_normalizes_the_float_vector_keys_only_and_stores_them_normalized() -> None:
