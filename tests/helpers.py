@@ -62,9 +62,9 @@ class Constant(nn.Module):
 
 
 class TupleObservations(gym.Env):
-    """An env with a Tuple observation space, which the algorithms refuse."""
+    """An env with a nested Tuple observation space, which the algorithms refuse (one level deep is taken)."""
 
-    observation_space = gym.spaces.Tuple((gym.spaces.Discrete(2), gym.spaces.Discrete(3)))
+    observation_space = gym.spaces.Tuple((gym.spaces.Discrete(2), gym.spaces.Tuple((gym.spaces.Discrete(3),))))
     action_space = gym.spaces.Discrete(2)
 
 

@@ -52,6 +52,23 @@ def test_fit_writes_checkpoints_then_evaluate_prints_one_json_line(tmp_path, cap
     assert result["length_mean"] == result["return_mean"]  # CartPole pays 1 per step
 
 
+def test_evaluate_plays_a_checkpoint_of_dict_observations(tmp_path, capsys):
+    """PPO on ``DictEnv`` (episodes of 8 steps, normalized flag key): evaluate rebuilds the env and its encoder."""
+    ppo = [
+        "--model=PPO", "--model.env=tests.toy_envs:RLLightningDict-v0", "--model.num_envs=2", "--model.n_steps=16",
+        "--model.batch_size=16", "--model.normalize_observations=true", "--model.total_timesteps=64",
+        "--model.steps_per_epoch=32", "--model.eval_episodes=2", "--model.eval_envs=2",
+        "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
+        f"--trainer.default_root_dir={tmp_path / 'logs'}",
+    ]  # fmt: skip
+    assert run("fit", *ppo) == 0
+    capsys.readouterr()
+    last = tmp_path / "logs" / "checkpoints" / "last.ckpt"
+    assert run("evaluate", "--ckpt_path", str(last), "--episodes", "2", "--seed", "1") == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["episodes"] == 2 and result["length_mean"] == 8
+
+
 def test_fit_resumes_from_the_last_checkpoint(tmp_path):
     assert run("fit", "--config", CONFIG, *TINY) == 0
     longer = [*TINY, "--model.init_args.total_timesteps=1536", "--ckpt_path=last"]

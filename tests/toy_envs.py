@@ -12,6 +12,12 @@ the episode; :func:`counting_env` adds a gymnasium ``TimeLimit`` so that an epis
 action earns a reward, an invalid one ends the episode with a penalty.
 
 ``NonFiniteEnv`` is a ``CountingEnv`` that returns a NaN observation or reward at one step.
+
+``MethodMaskedCountingEnv`` gives ``MaskedCountingEnv``'s masks through an ``action_masks()`` method (SB3-contrib's
+way) instead of its info.
+
+``DictEnv`` and ``TupleEnv`` have structured observations (an image, a flag and a discrete target; a flag and a
+target) and a task that needs two keys; ``BitCopyEnv`` has ``MultiBinary`` actions that must copy the observation.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ INVALID_ACTION_ID = "RLLightningInvalidAction-v0"
 
 TORCH_COUNTING_ID = "RLLightningTorchCounting-v0"
 """``TorchCountingEnv``, registered for ``vectorization="torch"`` under this id when this module is imported."""
+DICT_ID = "RLLightningDict-v0"
+"""``DictEnv``, registered under this id when this module is imported (``tests.toy_envs:RLLightningDict-v0``)."""
 NON_FINITE_ID = "RLLightningNonFinite-v0"
 """``NonFiniteEnv`` with a time limit of 50 steps, registered under this id when this module is imported."""
 
@@ -75,6 +83,108 @@ class MaskedCountingEnv(CountingEnv):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         observation, reward, terminated, truncated, _ = super().step(action)
         return observation, reward, terminated, truncated, self._info()
+class MethodMaskedCountingEnv(CountingEnv):
+    """``CountingEnv`` whose ``action_masks()`` method returns ``[1, t % 2]`` (as ``MaskedCountingEnv``'s info does);
+    with ``info_mask``, its info also gives ``[1, 1 - t % 2]``, the opposite mask, so a test sees which one wins."""
+
+    def __init__(self, terminate_at: int | None = None, info_mask: bool = False) -> None:
+        super().__init__(terminate_at)
+        self.info_mask = info_mask
+
+    def action_masks(self) -> np.ndarray:
+        return np.array([1, self.t % 2], dtype=np.int8)
+
+    def _info(self) -> dict[str, Any]:
+        return {"action_mask": np.array([1, 1 - self.t % 2], dtype=np.int8)} if self.info_mask else {}
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        observation, _ = super().reset(seed=seed, options=options)
+        return observation, self._info()
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        observation, reward, terminated, truncated, _ = super().step(action)
+        return observation, reward, terminated, truncated, self._info()
+
+
+class DictEnv(gym.Env):
+    """Observations ``{"flag": Box(1,) float32 in {0, 1}, "image": (1, 4, 4) uint8 noise, "target": Discrete(3)}``,
+    drawn afresh at every step. The rewarded action is ``target`` when the flag is on and ``(target + 1) % 3`` when
+    it is off: reward 1, else 0. Episodes are truncated after ``max_steps`` steps, so the best return is
+    ``max_steps``, a policy that ignores the flag gets about half of it, one that ignores the target a third.
+
+    Attributes:
+        t: steps of the current episode (the image's first pixel holds it too, so observations differ by step).
+    """
+
+    observation_space = gym.spaces.Dict(
+        {
+            "image": gym.spaces.Box(0, 255, (1, 4, 4), np.uint8),
+            "flag": gym.spaces.Box(0.0, 1.0, (1,), np.float32),
+            "target": gym.spaces.Discrete(3),
+        }
+    )
+    action_space = gym.spaces.Discrete(3)
+
+    def __init__(self, max_steps: int = 8) -> None:
+        self.max_steps = max_steps
+        self.t = 0
+        self.rewarded = 0
+
+    def _observation(self) -> dict[str, Any]:
+        image = self.np_random.integers(0, 256, (1, 4, 4), dtype=np.uint8)
+        image[0, 0, 0] = self.t
+        flag = np.array([self.np_random.integers(2)], dtype=np.float32)
+        target = int(self.np_random.integers(3))
+        self.rewarded = target if flag[0] else (target + 1) % 3
+        return {"image": image, "flag": flag, "target": target}
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
+        super().reset(seed=seed)
+        self.t = 0
+        return self._observation(), {}
+
+    def step(self, action: Any) -> tuple[dict, float, bool, bool, dict]:
+        reward = float(int(action) == self.rewarded)
+        self.t += 1
+        return self._observation(), reward, False, self.t >= self.max_steps, {}
+
+
+class TupleEnv(DictEnv):
+    """``DictEnv``'s task with ``Tuple((flag, target))`` observations (no image)."""
+
+    observation_space = gym.spaces.Tuple((gym.spaces.Box(0.0, 1.0, (1,), np.float32), gym.spaces.Discrete(3)))
+
+    def _observation(self) -> tuple[np.ndarray, int]:
+        observation = super()._observation()
+        return observation["flag"], observation["target"]
+
+
+class BitCopyEnv(gym.Env):
+    """Observations: ``n`` random bits (a ``MultiBinary(n)``); actions: ``MultiBinary(n)``; the reward is the
+    fraction of bits the action copies. Episodes are truncated after ``max_steps`` steps (best return ``max_steps``;
+    random bits get half)."""
+
+    def __init__(self, n: int = 4, max_steps: int = 4) -> None:
+        self.observation_space = gym.spaces.MultiBinary(n)
+        self.action_space = gym.spaces.MultiBinary(n)
+        self.n, self.max_steps, self.t = n, max_steps, 0
+        self.bits = np.zeros(n, dtype=np.int8)
+
+    def _observation(self) -> np.ndarray:
+        self.bits = self.np_random.integers(0, 2, self.n, dtype=np.int8)
+        return self.bits.copy()
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self.t = 0
+        return self._observation(), {}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        reward = float(np.mean(np.asarray(action).reshape(-1) == self.bits))
+        self.t += 1
+        return self._observation(), reward, False, self.t >= self.max_steps, {}
+
+
 class NonFiniteEnv(CountingEnv):
     """A ``CountingEnv`` whose ``nan_in`` (``"observation"`` or ``"reward"``) is NaN at every episode's ``nan_at``-th
     step (never with ``nan_at=None``)."""
@@ -221,6 +331,17 @@ class InvalidActionEnv(gym.Env):
         return observation, reward, False, self.t >= self.max_steps, info
 
 
+class MethodMaskedInvalidActionEnv(InvalidActionEnv):
+    """``InvalidActionEnv`` whose valid actions come from an ``action_masks()`` method (SB3-contrib's way), not
+    its info."""
+
+    def __init__(self, nvec: Sequence[int] = (4,), max_steps: int = 10) -> None:
+        super().__init__(nvec, max_steps, masked=False)
+
+    def action_masks(self) -> np.ndarray:
+        return self.mask.copy()
+
+
 if COUNTING_ID not in gym.registry:
     gym.register(COUNTING_ID, entry_point=CountingEnv, max_episode_steps=3)
 if TORCH_COUNTING_ID not in TORCH_ENVS:
@@ -260,5 +381,7 @@ def stacked_frames_vector_env(
         return gym.wrappers.FrameStackObservation(env, stack_size, padding_type=padding)
 
     return SyncVectorEnv([build] * num_envs, autoreset_mode=AutoresetMode.NEXT_STEP)
+if DICT_ID not in gym.registry:
+    gym.register(DICT_ID, entry_point=DictEnv)
 if NON_FINITE_ID not in gym.registry:
     gym.register(NON_FINITE_ID, entry_point=NonFiniteEnv, max_episode_steps=50)

@@ -26,6 +26,7 @@ from rl_lightning.nets import (
     reset_noise,
     target_network,
 )
+from rl_lightning.tree import first_leaf
 
 
 class DQN(OffPolicyAlgorithm):
@@ -138,10 +139,11 @@ class DQN(OffPolicyAlgorithm):
     @torch.no_grad()
     def act(self, observations: Tensor, deterministic: bool = False, action_masks: Tensor | None = None) -> Tensor:
         """Greedy actions (noise-free with noisy nets), or exploring ones while training; valid ones under masks."""
-        batch = observations.shape[0]
+        leaf = first_leaf(observations)  # the batch's size and device (observations may be a dict of tensors)
+        batch, device = leaf.shape[0], leaf.device
         epsilon = 0.0 if deterministic else self.exploration_rate()
         if epsilon >= 1.0:
-            return random_actions(self.n_actions, batch, observations.device, self.generator, action_masks)
+            return random_actions(self.n_actions, batch, device, self.generator, action_masks)
         if self.noisy and not deterministic:
             reset_noise(self.q_net, self.generator)  # fresh noise for every action choice, as in Rainbow
         with noise_disabled(self.q_net) if deterministic else contextlib.nullcontext():

@@ -1,4 +1,5 @@
-"""Which algorithms take an env's valid-action masks (``info["action_mask"]``), and the checks of their width."""
+"""Which algorithms take an env's valid-action masks (``info["action_mask"]`` or ``action_masks()``), and the checks
+of their width."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ class ActionMasking(LightningModule):
         The default refuses every mask; an algorithm that masks its actions overrides it to check the width.
         """
         raise ConfigurationError(
-            f"The environment gives valid-action masks (info['action_mask']), which {type(self).__name__} cannot "
+            f"The environment gives valid-action masks (info['action_mask'] or an action_masks() method), which "
+            f"{type(self).__name__} cannot "
             f"use: masking is for Discrete and MultiDiscrete actions in DQN, PPO and A2C. Use one of those, or drop "
             f"the key from the env's info."
         )

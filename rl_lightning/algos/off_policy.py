@@ -15,7 +15,7 @@ from rl_lightning import seeding
 from rl_lightning.algos.base import DEFAULT_EPOCH_STEPS, RLAlgorithm
 from rl_lightning.buffers import FrameStackReplayBuffer, PrioritizedReplayBuffer, ReplayBatch, ReplayBuffer
 from rl_lightning.data import ReplayDataset
-from rl_lightning.envs import EnvSpec, torch_dtype
+from rl_lightning.envs import EnvSpec, is_structured, observation_shape, torch_dtype
 from rl_lightning.errors import ConfigurationError, check_hyperparameters
 
 
@@ -131,7 +131,8 @@ class OffPolicyAlgorithm(RLAlgorithm):
     def make_buffer(self, device: torch.device | str) -> ReplayBuffer:
         """The replay buffer (called once, when fitting starts, after the training envs are reset): uniform or
         prioritized, storing each frame once where the observations are frame stacks
-        (:class:`~rl_lightning.buffers.FrameStackReplayBuffer`); override for another kind, passing it
+        (:class:`~rl_lightning.buffers.FrameStackReplayBuffer`; for single-tensor observations: a ``Dict``
+        observation's stacks are stored whole, key by key); override for another kind, passing it
         :meth:`action_mask_size`."""
         space, stack = self.observation_space, self.env_traits.frame_stack
         replay = {
@@ -143,7 +144,7 @@ class OffPolicyAlgorithm(RLAlgorithm):
             "device": device,
             "seed": seeding.stream_seed(self.seed, "replay", self.global_rank),
         }
-        if stack is not None and stack.size > 1:
+        if stack is not None and stack.size > 1 and not is_structured(space):
             if self.prioritized_replay or self.action_mask_size() is not None:
                 raise ConfigurationError(
                     "the frame-stack replay buffer (chosen for frame-stacked observations) takes neither prioritized "
@@ -156,8 +157,10 @@ class OffPolicyAlgorithm(RLAlgorithm):
         replay["action_mask_size"] = self.action_mask_size()
         if self.prioritized_replay:
             prioritized = {"alpha": self.prioritized_alpha, "beta": self.prioritized_beta}
-            return PrioritizedReplayBuffer(self.buffer_size, space.shape, torch_dtype(space), **replay, **prioritized)
-        return ReplayBuffer(self.buffer_size, space.shape, torch_dtype(space), **replay)
+            return PrioritizedReplayBuffer(
+                self.buffer_size, observation_shape(space), torch_dtype(space), **replay, **prioritized
+            )
+        return ReplayBuffer(self.buffer_size, observation_shape(space), torch_dtype(space), **replay)
 
     def replay_loss(self, batch: ReplayBatch, losses: Tensor) -> Tensor:
         """The mean of the batch's per-transition ``losses`` (or ``losses`` if already a mean), importance-weighted

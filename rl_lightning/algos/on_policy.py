@@ -17,11 +17,21 @@ from rl_lightning.algos.base import DEFAULT_EPOCH_STEPS, RLAlgorithm
 from rl_lightning.algos.schedules import Schedule, ScheduleSpec
 from rl_lightning.buffers import RolloutBatch, RolloutBuffer
 from rl_lightning.data import PolicyState, RolloutDataset, RolloutStep
-from rl_lightning.envs import ACTION_SPACES, EnvSpec, check_action_space, check_observation_space, torch_dtype
+from rl_lightning.envs import (
+    ACTION_SPACES,
+    EnvSpec,
+    check_action_space,
+    check_observation_space,
+    is_structured,
+    observation_shape,
+    torch_dtype,
+)
 from rl_lightning.errors import ConfigurationError, check_hyperparameters
 from rl_lightning.nets import (
     ActorCritic,
+    BernoulliHead,
     DiagGaussianHead,
+    KeyedNormalizer,
     NetworkSpec,
     RunningMeanStd,
     build_network,
@@ -35,6 +45,7 @@ from rl_lightning.nets import (
 )
 from rl_lightning.nets.policies import Distribution
 from rl_lightning.nets.recurrent import RecurrentActorCritic, RecurrentState, check_recurrent_policy
+from rl_lightning.tree import Observations, first_leaf, tree_map
 
 NORMALIZATION_CLIP = 10.0
 """Normalized observations and scaled rewards are clipped to [-10, 10] (Stable-Baselines3's VecNormalize)."""
@@ -66,6 +77,27 @@ def check_epoch_of_rollouts(steps_per_epoch: int, n_steps: int, num_envs: int, w
         )
 
 
+def _normalized_keys(space: gym.Space) -> list[str | int]:
+    """What ``normalize_observations`` normalizes: a vector (non-image) ``Box`` space whole (``[""]``), the float
+    vector keys of a ``Dict`` or ``Tuple`` space (images and discrete keys are left as they are), else nothing."""
+    if not is_structured(space):
+        return [""] if isinstance(space, gym.spaces.Box) and not is_image_space(space) else []
+    items = space.spaces.items() if isinstance(space, gym.spaces.Dict) else enumerate(space.spaces)
+    return [
+        key
+        for key, subspace in items
+        if isinstance(subspace, gym.spaces.Box) and np.issubdtype(subspace.dtype, np.floating)
+    ]
+
+
+def _observation_normalizer(space: gym.Space) -> RunningMeanStd | KeyedNormalizer:
+    """Running statistics of the observations: of the whole vector, or per normalized key (:func:`_normalized_keys`)."""
+    if not is_structured(space):
+        return RunningMeanStd(space.shape)
+    subspaces = space.spaces if isinstance(space, gym.spaces.Dict) else dict(enumerate(space.spaces))
+    return KeyedNormalizer({key: subspaces[key].shape for key in _normalized_keys(space)})
+
+
 class OnPolicyAlgorithm(RLAlgorithm):
     """An actor-critic learning from rollouts of its current policy, discarded after each update round.
 
@@ -89,7 +121,8 @@ class OnPolicyAlgorithm(RLAlgorithm):
             output, 1 for the value output).
         log_std_init: initial log standard deviation of the Gaussian policy (``Box`` actions).
         normalize_observations: feed the networks ``(obs - mean) / std`` under running statistics of the
-            training observations, clipped to [-10, 10]. The statistics are in checkpoints and frozen
+            training observations, clipped to [-10, 10] (of each float vector key of a ``Dict`` or ``Tuple``
+            observation; images and discrete keys are left as they are). The statistics are in checkpoints and frozen
             outside of collection (evaluation sees the same normalization and never changes it).
         normalize_rewards: learn from rewards divided by the running standard deviation of the discounted
             return, clipped to [-10, 10] (Stable-Baselines3's VecNormalize).
@@ -172,12 +205,11 @@ class OnPolicyAlgorithm(RLAlgorithm):
         check_epoch_of_rollouts(self.steps_per_epoch, n_steps, num_envs)
         self.lr_schedule = Schedule.parse(learning_rate, "learning_rate")
         check_observation_space(self.observation_space, name)
-        if normalize_observations and (
-            not isinstance(self.observation_space, gym.spaces.Box) or is_image_space(self.observation_space)
-        ):
+        if normalize_observations and not _normalized_keys(self.observation_space):
             raise ConfigurationError(
-                f"normalize_observations=True normalizes vector (non-image Box) observations; the observation "
-                f"space is {self.observation_space!r}. Pass normalize_observations=False."
+                f"normalize_observations=True normalizes vector (non-image Box) observations, or the float vector "
+                f"keys of Dict and Tuple ones; the observation space is {self.observation_space!r}, which has none. "
+                f"Pass normalize_observations=False."
             )
         self.n_steps, self.batch_size, self.n_epochs = n_steps, batch_size, n_epochs
         self.gamma, self.gae_lambda, self.ent_coef, self.vf_coef = gamma, gae_lambda, ent_coef, vf_coef
@@ -218,8 +250,8 @@ class OnPolicyAlgorithm(RLAlgorithm):
         if critic is not None:
             check_output_shape(self.policy.critic, example, (2, 1), "critic", "(batch, 1) state values")
 
-        shape = self.observation_space.shape
-        self.observation_normalizer = RunningMeanStd(shape) if normalize_observations else None
+        space = self.observation_space
+        self.observation_normalizer = _observation_normalizer(space) if normalize_observations else None
         self.reward_normalizer = RunningMeanStd() if normalize_rewards else None
         self.reward_returns: Tensor | None = None  # the discounted return of each env, for reward scaling
         self.buffer: RolloutBuffer | None = None
@@ -267,17 +299,19 @@ class OnPolicyAlgorithm(RLAlgorithm):
         return self.distribution(outputs, batch.action_masks), values.float()
 
     def step_memory(
-        self, observations: Tensor, state: PolicyState, episode_starts: Tensor | None
+        self, observations: Observations, state: PolicyState, episode_starts: Tensor | None
     ) -> tuple[Tensor, Tensor, RecurrentState, RecurrentState]:
         """One step of the recurrent policy for preprocessed observations of every env: distribution parameters,
         values, the state it started from (the initial one for None) and the next state. ``episode_starts`` None:
         no reset (the final observation of an episode still belongs to it)."""
+        leaf = first_leaf(observations)
         if state is None:
-            state = self.policy.initial_state(observations.shape[0], observations.device)
+            state = self.policy.initial_state(leaf.shape[0], leaf.device)
         if episode_starts is None:
-            episode_starts = torch.zeros(observations.shape[0], dtype=torch.bool, device=observations.device)
-        starts = episode_starts.to(observations.device, non_blocking=True)
-        outputs, values, next_state = self.policy(observations[None], state, starts[None])
+            episode_starts = torch.zeros(leaf.shape[0], dtype=torch.bool, device=leaf.device)
+        starts = episode_starts.to(leaf.device, non_blocking=True)
+        sequence = tree_map(lambda part: part[None], observations)  # one step
+        outputs, values, next_state = self.policy(sequence, state, starts[None])
         return outputs[0], values[0].float(), state, next_state
 
     def _choose(self, distribution: Distribution, deterministic: bool) -> Tensor:
@@ -307,8 +341,8 @@ class OnPolicyAlgorithm(RLAlgorithm):
         return self._choose(self.distribution(outputs, action_masks), deterministic), state
 
     def check_action_masks(self, action_masks: Tensor) -> None:
-        if isinstance(self.action_head, DiagGaussianHead):
-            super().check_action_masks(action_masks)  # refuses them: a Box's actions have nothing to mask
+        if isinstance(self.action_head, DiagGaussianHead | BernoulliHead):
+            super().check_action_masks(action_masks)  # refuses them: Box and MultiBinary actions have nothing to mask
         choices = "action" if isinstance(self.action_space, gym.spaces.Discrete) else "choice of each dimension"
         self.check_action_mask_width(action_masks, self.action_head.outputs, choices)
 
@@ -389,12 +423,11 @@ class OnPolicyAlgorithm(RLAlgorithm):
             check_epoch_of_rollouts(self.steps_per_epoch, self.n_steps, self.num_envs, self.world_size)
         if stage == "fit" and self.buffer is None:
             device = self.trainer.strategy.root_device
-            normalized = self.observation_normalizer is not None
             self.buffer = RolloutBuffer(
                 self.n_steps,
                 self.num_envs,
-                self.observation_space.shape,
-                torch.float32 if normalized else torch_dtype(self.observation_space),
+                observation_shape(self.observation_space),
+                self._stored_observation_dtype(),
                 self.action_head.action_shape,
                 self.action_head.action_dtype,
                 gamma=self.gamma,
@@ -411,6 +444,13 @@ class OnPolicyAlgorithm(RLAlgorithm):
         if not self.is_recurrent:
             return None
         return [part.shape[1:] for part in self.policy.initial_state(1, device)]
+
+    def _stored_observation_dtype(self) -> torch.dtype | dict | tuple:
+        """The dtype (of each key) of the observations as the networks take them: float32 where normalized."""
+        normalizer, dtypes = self.observation_normalizer, torch_dtype(self.observation_space)
+        if normalizer is None:
+            return dtypes
+        return normalizer.normalized_dtypes(dtypes) if isinstance(normalizer, KeyedNormalizer) else torch.float32
 
     def train_dataloader(self) -> DataLoader:
         dataset = RolloutDataset(

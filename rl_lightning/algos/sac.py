@@ -26,6 +26,7 @@ from rl_lightning.nets import (
     sample_squashed_gaussian,
     target_network,
 )
+from rl_lightning.tree import first_leaf
 
 
 class SAC(OffPolicyAlgorithm):
@@ -145,7 +146,8 @@ class SAC(OffPolicyAlgorithm):
         if deterministic:
             actions = torch.tanh(self.actor(observations).float()[:, : self.action_dim])
         elif self.env_steps < self.learning_starts:
-            actions = self.uniform_actions(observations.shape[0], self.action_dim, observations.device)
+            leaf = first_leaf(observations)
+            actions = self.uniform_actions(leaf.shape[0], self.action_dim, leaf.device)
         else:
             actions, _ = self.sample(observations)
         return self.action_scaling.to_bounds(actions)

@@ -23,6 +23,7 @@ from rl_lightning.nets import (
     polyak_update,
     target_network,
 )
+from rl_lightning.tree import first_leaf
 
 
 def smooth_target_actions(
@@ -144,7 +145,8 @@ class TD3(OffPolicyAlgorithm):
         Before ``learning_starts`` env steps, training actions are uniform within the bounds.
         """
         if not deterministic and self.env_steps < self.learning_starts:
-            actions = self.uniform_actions(observations.shape[0], self.action_dim, observations.device)
+            leaf = first_leaf(observations)
+            actions = self.uniform_actions(leaf.shape[0], self.action_dim, leaf.device)
         else:
             actions = self.actor(observations).float()
             if not deterministic and self.action_noise > 0:

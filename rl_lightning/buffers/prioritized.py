@@ -11,6 +11,7 @@ from torch import Tensor
 from rl_lightning.buffers.replay import ReplayBatch, ReplayBuffer
 from rl_lightning.buffers.sum_tree import SumTree
 from rl_lightning.errors import ConfigurationError, check_hyperparameters
+from rl_lightning.tree import Observations
 
 
 class PrioritizedReplayBuffer(ReplayBuffer):
@@ -42,8 +43,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
     def __init__(
         self,
         capacity: int,
-        observation_shape: Sequence[int],
-        observation_dtype: torch.dtype,
+        observation_shape: Sequence[int] | dict[str, Sequence[int]] | tuple[Sequence[int], ...],
+        observation_dtype: torch.dtype | dict[str, torch.dtype] | tuple[torch.dtype, ...],
         action_shape: Sequence[int],
         action_dtype: torch.dtype,
         num_envs: int = 1,
@@ -91,7 +92,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         check_hyperparameters(beta=value)
         self._beta = float(value)
 
-    def _write(self, envs: Tensor | None, already_selected: tuple[str, ...] = (), **fields: Tensor) -> int:
+    def _write(self, envs: Tensor | None, already_selected: tuple[str, ...] = (), **fields: Observations) -> int:
         start = self.position
         count = super()._write(envs, already_selected, **fields)
         if count:

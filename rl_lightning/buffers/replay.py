@@ -9,15 +9,19 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from rl_lightning import tree
+from rl_lightning.tree import Observations, tree_leaves, tree_map
+
 
 class ReplayBatch(NamedTuple):
     """A batch of (n-step) transitions; the TD target is ``rewards + discounts * (1 - terminations) * V(next)``."""
 
-    observations: Tensor
+    observations: Observations
+    """A tensor, or a dict or tuple of tensors (one per key) for ``Dict`` and ``Tuple`` observation spaces."""
     actions: Tensor
     rewards: Tensor
     """Discounted sum of the (up to n) rewards that follow the action."""
-    next_observations: Tensor
+    next_observations: Observations
     """The observation n steps later, or the true final observation if the episode ended sooner."""
     terminations: Tensor
     """1.0 where the episode terminated within those steps (no bootstrap), else 0.0."""
@@ -55,7 +59,9 @@ class ReplayBuffer:
 
     Args:
         capacity: number of transitions kept; older ones are overwritten.
-        observation_shape / observation_dtype: one observation (uint8 images stay uint8).
+        observation_shape / observation_dtype: one observation (uint8 images stay uint8); for a ``Dict`` or
+            ``Tuple`` observation space, a dict or tuple of the keys' shapes and dtypes: each key is then stored in a
+            tensor of its own, and observations are added and sampled as dicts or tuples of tensors.
         action_shape / action_dtype: one action (``()`` and ``torch.long`` for a Discrete space).
         num_envs: environments stepped together in each ``add``.
         n_step: number of rewards summed into each transition's return.
@@ -70,8 +76,8 @@ class ReplayBuffer:
     def __init__(
         self,
         capacity: int,
-        observation_shape: Sequence[int],
-        observation_dtype: torch.dtype,
+        observation_shape: Sequence[int] | dict[str, Sequence[int]] | tuple[Sequence[int], ...],
+        observation_dtype: torch.dtype | dict[str, torch.dtype] | tuple[torch.dtype, ...],
         action_shape: Sequence[int],
         action_dtype: torch.dtype,
         num_envs: int = 1,
@@ -87,24 +93,27 @@ class ReplayBuffer:
             )
         self.capacity, self.num_envs, self.n_step, self.gamma = capacity, num_envs, n_step, gamma
         self.device = torch.device(device)
-        obs_shape, act_shape = tuple(observation_shape), tuple(action_shape)
+        act_shape = tuple(action_shape)
 
         def zeros(*shape: int, dtype: torch.dtype = torch.float32) -> Tensor:
             return torch.zeros(shape, dtype=dtype, device=self.device)
 
-        self.storage: dict[str, Tensor] = {
-            "observations": zeros(capacity, *obs_shape, dtype=observation_dtype),
+        def observations(*leading: int) -> Observations:
+            return tree.zeros(observation_shape, observation_dtype, leading, self.device)
+
+        self.storage: dict[str, Observations] = {
+            "observations": observations(capacity),
             "actions": zeros(capacity, *act_shape, dtype=action_dtype),
             "rewards": zeros(capacity),
-            "next_observations": zeros(capacity, *obs_shape, dtype=observation_dtype),
+            "next_observations": observations(capacity),
             "terminations": zeros(capacity),
             "discounts": zeros(capacity),
         }
         if action_mask_size is not None:
             self.storage["next_action_masks"] = zeros(capacity, action_mask_size, dtype=torch.bool)
         # The n-step window, a ring over slots shared by all envs (slot of age a: (head - a) % n_step).
-        self.window: dict[str, Tensor] = {
-            "observations": zeros(n_step, num_envs, *obs_shape, dtype=observation_dtype),
+        self.window: dict[str, Observations] = {
+            "observations": observations(n_step, num_envs),
             "actions": zeros(n_step, num_envs, *act_shape, dtype=action_dtype),
             "returns": zeros(n_step, num_envs),
             "discounts": zeros(n_step, num_envs),
@@ -126,10 +135,10 @@ class ReplayBuffer:
 
     def add(
         self,
-        observations: Tensor,
+        observations: Observations,
         actions: Tensor,
         rewards: Tensor,
-        next_observations: Tensor,
+        next_observations: Observations,
         terminations: Tensor | np.ndarray,
         truncations: Tensor | np.ndarray,
         valid: Tensor | np.ndarray | None = None,
@@ -172,7 +181,7 @@ class ReplayBuffer:
         valid = _bool_flags(valid, self.num_envs, True).cpu()
         n, window = self.n_step, self.window
         self._head = (self._head + 1) % n
-        window["observations"][self._head] = observations
+        tree.assign(window["observations"], self._head, observations)
         window["actions"][self._head] = actions
         window["returns"][self._head] = 0.0
         window["discounts"][self._head] = 1.0
@@ -191,7 +200,7 @@ class ReplayBuffer:
             slots_dev, envs_dev = slots.to(self.device), envs.to(self.device)
             count = self._write(
                 envs_dev,
-                observations=window["observations"][slots_dev, envs_dev],
+                observations=tree_map(lambda stored: stored[slots_dev, envs_dev], window["observations"]),
                 actions=window["actions"][slots_dev, envs_dev],
                 rewards=window["returns"][slots_dev, envs_dev],
                 next_observations=next_observations,
@@ -203,7 +212,7 @@ class ReplayBuffer:
         self._pending = torch.where(done, 0, self._pending.clamp(max=n - 1))
         return count
 
-    def _write(self, envs: Tensor | None, already_selected: tuple[str, ...] = (), **fields: Tensor) -> int:
+    def _write(self, envs: Tensor | None, already_selected: tuple[str, ...] = (), **fields: Observations) -> int:
         """Store the rows ``envs`` of each field (all rows if None) at the next positions of the ring."""
         count = self.num_envs if envs is None else len(envs)
         if count == 0:
@@ -211,14 +220,22 @@ class ReplayBuffer:
         start = self.position
         contiguous = start + count <= self.capacity
         index = None if contiguous else ((torch.arange(count) + start) % self.capacity).to(self.device)
-        for name, values in fields.items():
+
+        def write(stored: Tensor, values: Tensor, select: bool) -> None:
             values = values.to(self.device, non_blocking=True)
-            if envs is not None and name not in already_selected:
+            if select:
                 values = values[envs.to(self.device)]
             if contiguous:
-                self.storage[name][start : start + count] = values
+                stored[start : start + count] = values
             else:
-                self.storage[name][index] = values.to(self.storage[name].dtype)
+                stored[index] = values.to(stored.dtype)
+
+        for name, values in fields.items():
+            select = envs is not None and name not in already_selected
+            if isinstance(values, Tensor):  # the common case, without the tree walk
+                write(self.storage[name], values, select)
+            else:
+                tree_map(lambda stored, value, select=select: write(stored, value, select), self.storage[name], values)
         self.position = (start + count) % self.capacity
         self.size = min(self.size + count, self.capacity)
         return count
@@ -237,10 +254,15 @@ class ReplayBuffer:
         index = torch.randint(self.size, (batch_size,), device=self.device, generator=self.generator)
         return ReplayBatch(**self._gather(index))
 
-    def _gather(self, index: Tensor) -> dict[str, Tensor]:
-        """The stored transitions at ``index``, field by field."""
+    def _gather(self, index: Tensor) -> dict[str, Observations]:
+        """The stored transitions at ``index``, field by field (key by key for structured observations)."""
         # index_select, not tensor[index]: the same gather at a fraction of the per-call overhead on small batches.
-        return {name: tensor.index_select(0, index) for name, tensor in self.storage.items()}
+        return {
+            name: stored.index_select(0, index)
+            if isinstance(stored, Tensor)
+            else tree_map(lambda key_stored: key_stored.index_select(0, index), stored)
+            for name, stored in self.storage.items()
+        }
 
     def update_priorities(self, indices: Tensor | None, priorities: Tensor) -> None:
         """Do nothing: uniform replay has no priorities. (Taken so that an algorithm can always hand back the new
@@ -263,12 +285,13 @@ class ReplayBuffer:
             "size": self.size if include_storage else 0,
             "head": self._head,
             "pending": self._pending.clone(),
-            "window": {name: t.clone() for name, t in self.window.items()},
+            "window": {name: tree_map(Tensor.clone, t) for name, t in self.window.items()},
             "generator": self.generator.get_state(),
         }
         if include_storage:
             full = self.size == self.capacity
-            state["storage"] = {name: t if full else t[: self.size].clone() for name, t in self.storage.items()}
+            kept = (lambda t: t) if full else (lambda t: t[: self.size].clone())
+            state["storage"] = {name: tree_map(kept, t) for name, t in self.storage.items()}
         else:
             state["position"] = 0
         return state
@@ -277,10 +300,10 @@ class ReplayBuffer:
         size = state["size"]
         if size > self.capacity:
             raise ValueError(f"the saved buffer holds {size} transitions, more than capacity={self.capacity}")
-        for name, tensor in state.get("storage", {}).items():
-            self.storage[name][:size] = tensor.to(self.device)
-        for name, tensor in state["window"].items():
-            self.window[name].copy_(tensor)
+        for name, saved in state.get("storage", {}).items():
+            tree.assign(self.storage[name], slice(None, size), tree.to_device(saved, self.device))
+        for name, saved in state["window"].items():
+            tree_map(Tensor.copy_, self.window[name], saved)
         self.position, self.size, self._head = state["position"], size, state["head"]
         self._pending = state["pending"].clone()
         self.generator.set_state(state["generator"])
@@ -293,4 +316,4 @@ class ReplayBuffer:
     @property
     def nbytes(self) -> int:
         """Bytes held by the stored transitions."""
-        return sum(t.numel() * t.element_size() for t in self.storage.values())
+        return sum(t.numel() * t.element_size() for _, t in tree_leaves(self.storage))

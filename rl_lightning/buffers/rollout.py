@@ -9,6 +9,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from rl_lightning import tree
+from rl_lightning.tree import Observations, tree_map
+
 
 class Sequences(NamedTuple):
     """A minibatch of whole chunks of a rollout, time first, for a recurrent policy to run again.
@@ -33,7 +36,8 @@ class Sequences(NamedTuple):
 class RolloutBatch(NamedTuple):
     """A minibatch of a rollout: what the policy saw and did, and the targets of the update."""
 
-    observations: Tensor
+    observations: Observations
+    """A tensor, or a dict or tuple of tensors (one per key) for ``Dict`` and ``Tuple`` observation spaces."""
     actions: Tensor
     """The actions as sampled (unclipped for a Box), so that ``log_probs`` is their probability."""
     log_probs: Tensor
@@ -74,7 +78,8 @@ class RolloutBuffer:
     Args:
         n_steps: steps of each env per rollout.
         num_envs: environments stepped together.
-        observation_shape / observation_dtype: one observation as stored.
+        observation_shape / observation_dtype: one observation as stored; for a ``Dict`` or ``Tuple`` observation
+            space, a dict or tuple of the keys' shapes and dtypes (each key in a tensor of its own).
         action_shape / action_dtype: one action as sampled (``()`` and ``torch.long`` for ``Discrete``).
         gamma: discount factor.
         gae_lambda: GAE's bias-variance trade-off (1: Monte-Carlo advantages, 0: one-step TD errors).
@@ -92,8 +97,8 @@ class RolloutBuffer:
         self,
         n_steps: int,
         num_envs: int,
-        observation_shape: Sequence[int],
-        observation_dtype: torch.dtype,
+        observation_shape: Sequence[int] | dict[str, Sequence[int]] | tuple[Sequence[int], ...],
+        observation_dtype: torch.dtype | dict[str, torch.dtype] | tuple[torch.dtype, ...],
         action_shape: Sequence[int],
         action_dtype: torch.dtype,
         gamma: float = 0.99,
@@ -109,7 +114,7 @@ class RolloutBuffer:
         def zeros(*shape: int, dtype: torch.dtype = torch.float32) -> Tensor:
             return torch.zeros((n_steps, num_envs, *shape), dtype=dtype, device=self.device)
 
-        self.observations = zeros(*observation_shape, dtype=observation_dtype)
+        self.observations = tree.zeros(observation_shape, observation_dtype, (n_steps, num_envs), self.device)
         self.actions = zeros(*action_shape, dtype=action_dtype)
         self.rewards, self.values, self.log_probs = zeros(), zeros(), zeros()
         self.final_values = zeros()  # V(true final observation), read only where the env was truncated
@@ -142,7 +147,7 @@ class RolloutBuffer:
 
     def add(
         self,
-        observations: Tensor,
+        observations: Observations,
         actions: Tensor,
         rewards: Tensor,
         values: Tensor,
@@ -182,7 +187,7 @@ class RolloutBuffer:
         else:
             truncations = np.asarray(truncations, dtype=bool)
         t = self.step
-        self.observations[t] = observations
+        tree.assign(self.observations, t, observations)
         self.actions[t] = actions.reshape(self.actions.shape[1:])
         self.rewards[t] = rewards
         self.values[t] = values
@@ -280,8 +285,8 @@ class RolloutBuffer:
         if self.action_masks is not None:
             fields += (self.action_masks,)
         if indices is None:
-            return RolloutBatch(*(field.flatten(0, 1) for field in fields))
-        return RolloutBatch(*(field.flatten(0, 1)[indices] for field in fields))
+            return RolloutBatch(*(tree_map(lambda field: field.flatten(0, 1), field) for field in fields))
+        return RolloutBatch(*(tree_map(lambda field: field.flatten(0, 1)[indices], field) for field in fields))
 
     def chunk_indices(self) -> Tensor:
         """Indices of the rollout's chunks that hold a transition (with ``state_shapes``): chunk ``c`` is env
@@ -302,7 +307,7 @@ class RolloutBuffer:
 
         mask = self._device_valid[steps, envs] & ~padding
         positions = mask.flatten().nonzero().squeeze(1)
-        observations = self.observations[steps, envs]
+        observations = tree_map(lambda part: part[steps, envs], self.observations)
         sequences = Sequences(
             observations,
             self.episode_starts[steps, envs],
@@ -317,7 +322,10 @@ class RolloutBuffer:
         fields = (self.actions, self.log_probs, self.values, self.advantages, self.returns)
         masks = None if self.action_masks is None else transitions(self.action_masks)
         return RolloutBatch(
-            observations.flatten(0, 1)[positions], *(transitions(field) for field in fields), masks, sequences
+            tree_map(lambda part: part.flatten(0, 1)[positions], observations),
+            *(transitions(field) for field in fields),
+            masks,
+            sequences,
         )
 
     def explained_variance(self) -> Tensor:

@@ -12,9 +12,12 @@ from torch import Tensor
 
 from rl_lightning.data.episode_sums import DeviceEpisodes, episode_sums
 from rl_lightning.envs import (
+    ACTION_MASK_KEY,
     EnvStateError,
     TorchVectorEnv,
     action_masks_of,
+    env_action_masks,
+    has_action_masks_method,
     load_vector_env_state,
     reset_vector_env,
     steps_tensors,
@@ -22,6 +25,7 @@ from rl_lightning.envs import (
 )
 from rl_lightning.envs.torch_vector import where_rows
 from rl_lightning.errors import ConfigurationError, RunFault
+from rl_lightning.tree import Observations, assign, to_device, tree_leaves, tree_map
 
 EVAL_CHECK_EVERY = 16
 """Vector steps between two checks (host syncs) of whether a torch env's evaluation has played its episodes."""
@@ -54,10 +58,10 @@ class Transition(NamedTuple):
     tensors.
     """
 
-    observations: Tensor
+    observations: Observations
     actions: Tensor
     rewards: Tensor
-    next_observations: Tensor
+    next_observations: Observations
     """The true next observations: at an episode end, the final observation (of either autoreset mode)."""
     terminations: np.ndarray | Tensor
     truncations: np.ndarray | Tensor
@@ -98,8 +102,12 @@ class Collector:
       transition's next observation) comes in ``info["final_obs"]``, masked by ``info["_final_obs"]``. Every step
       is a transition (``valid`` is None).
 
-    Where a numpy env gives valid-action masks beside its observations (``info["action_mask"]``),
-    :attr:`action_masks` holds those of the current observations, and the policy is given them.
+    Where a numpy env gives valid-action masks beside its observations (``info["action_mask"]``, or its sub-envs'
+    ``action_masks()`` method: see :mod:`rl_lightning.envs.masks` for which wins), :attr:`action_masks` holds those
+    of the current observations, and the policy is given them.
+
+    Observations of a numpy env's ``Dict`` or ``Tuple`` space are a dict or tuple of tensors, one per key, each of
+    its own dtype (uint8 images stay uint8); a torch env's observations are one tensor.
 
     With ``check_finite``, an observation or reward holding a NaN or an infinity raises
     :class:`~rl_lightning.errors.RunFault` naming the env and the step, before anything can act on it or store
@@ -147,7 +155,7 @@ class Collector:
                 f"or AutoresetMode.SAME_STEP, where the env resets its ended episodes itself."
             )
         self.same_step = mode == AutoresetMode.SAME_STEP
-        self.observations: Tensor | None = None
+        self.observations: Observations | None = None
         self.policy_state: PolicyState = None
         self.action_masks: Tensor | None = None
         """The valid-action masks of :attr:`observations` (bool, ``(num_envs, n)``), or None if the env gives none.
@@ -158,12 +166,17 @@ class Collector:
         self._episode_lengths = np.zeros(self.num_envs, dtype=np.int64)
         self._finished: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._warned_env_state = False
+        self._masks_method = False  # whether masks come from the sub-envs' action_masks(), decided at reset
         # A torch env's counterparts of the host arrays above, on its device.
         self.device_episodes = DeviceEpisodes(self.num_envs, self.device) if self.on_device else None
         self._device_autoreset = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
         self._device_starts = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
 
-    def _to_tensor(self, array: np.ndarray) -> Tensor:
+    def _to_tensor(self, arrays: Any) -> Observations:
+        """The env's arrays (a dict or tuple of them for a ``Dict`` or ``Tuple`` space) as tensors on the device."""
+        return tree_map(self._array_to_tensor, arrays)
+
+    def _array_to_tensor(self, array: np.ndarray) -> Tensor:
         array = np.asarray(array)
         if array.dtype == np.float64:  # networks and buffers work in float32
             array = array.astype(np.float32)
@@ -188,6 +201,12 @@ class Collector:
 
     def _observations_tensor(self, observations: Any) -> Tensor:
         """A torch env's observations, checked (tensor, device, one row per env) and in float32 if float64."""
+        if isinstance(observations, dict | tuple):
+            raise ConfigurationError(
+                f"{type(self.env).__name__} returned {type(observations).__name__} observations: torch-native envs "
+                f"give one tensor of observations. Concatenate the keys into one tensor in the env, or build it as a "
+                f"gymnasium env (vectorization='sync' or 'async'), which takes Dict and Tuple observations."
+            )
         observations = self._check_tensor("observations", observations)
         if observations.shape[:1] != (self.num_envs,):
             raise ConfigurationError(
@@ -202,6 +221,7 @@ class Collector:
         if not self.on_device:
             if self.check_finite:
                 self._refuse_non_finite("observation", observations)
+            self._masks_method = ACTION_MASK_KEY not in infos and has_action_masks_method(self.env)
             self._read_action_masks(infos)
         self.policy_state = None
         if self.on_device:
@@ -236,7 +256,7 @@ class Collector:
         return actions
 
     def _read_action_masks(self, infos: dict[str, Any]) -> None:
-        masks = action_masks_of(infos, self.num_envs)
+        masks = env_action_masks(self.env) if self._masks_method else action_masks_of(infos, self.num_envs)
         self.action_masks = None if masks is None else self._to_tensor(masks)
 
     def step(self, actions: Tensor, env_actions: Tensor | None = None) -> Transition:
@@ -330,8 +350,13 @@ class Collector:
         self.observations = observations
         return transition
 
-    def _refuse_non_finite(self, kind: str, values: np.ndarray) -> None:
-        """Raise :class:`RunFault` naming the first env whose ``values`` (one row per env) hold a NaN or infinity."""
+    def _refuse_non_finite(self, kind: str, values: Any) -> None:
+        """Raise :class:`RunFault` naming the first env whose ``values`` (one row per env; a dict or tuple of such
+        arrays for a ``Dict`` or ``Tuple`` space, whose key is named too) hold a NaN or infinity."""
+        for key, leaf in tree_leaves(values):
+            self._refuse_non_finite_array(f"{kind} (key {key!r})" if key else kind, np.asarray(leaf))
+
+    def _refuse_non_finite_array(self, kind: str, values: np.ndarray) -> None:
         if values.dtype.kind not in "fc" or np.isfinite(values).all():  # integers (images) are always finite
             return
         finite = np.isfinite(values.reshape(self.num_envs, -1)).all(axis=1)
@@ -382,7 +407,7 @@ class Collector:
                 return None, str(err)
         if not callable(getattr(self.env, "state_dict", None)):
             return None, f"{type(self.env).__name__} offers no state_dict()"
-        return _to_device(self.env.state_dict(), "cpu"), None
+        return to_device(self.env.state_dict(), "cpu"), None
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to go on exactly: the environments' state and the collector's place in their episodes.
@@ -403,8 +428,8 @@ class Collector:
         common = {
             "env": env_state,
             "env_error": env_error,
-            "observations": None if self.observations is None else self.observations.cpu(),
-            "policy_state": _to_device(self.policy_state, "cpu"),
+            "observations": to_device(self.observations, "cpu"),
+            "policy_state": to_device(self.policy_state, "cpu"),
         }
         if self.on_device:
             return {
@@ -418,7 +443,7 @@ class Collector:
             **common,
             "autoreset": torch.from_numpy(self._autoreset.copy()),
             "episode_starts": torch.from_numpy(self._episode_starts.copy()),
-            "action_masks": _to_device(self.action_masks, "cpu"),
+            "action_masks": to_device(self.action_masks, "cpu"),
             "episode_returns": torch.from_numpy(self._episode_returns.copy()),
             "episode_lengths": torch.from_numpy(self._episode_lengths.copy()),
             "finished": [torch.from_numpy(part.copy()) for part in finished],
@@ -434,9 +459,8 @@ class Collector:
         """
         if state["env"] is None:
             return
-        obs = state["observations"]
-        self.observations = None if obs is None else obs.to(self.device)
-        self.policy_state = _to_device(state.get("policy_state"), self.device)
+        self.observations = to_device(state["observations"], self.device)
+        self.policy_state = to_device(state.get("policy_state"), self.device)
         if self.on_device:
             self.env.load_state_dict(state["env"])
             self._device_autoreset = state["autoreset"].to(self.device)
@@ -448,7 +472,7 @@ class Collector:
         # States saved before policies could carry state hold neither: every env is then mid-episode, stateless.
         starts = state.get("episode_starts")
         self._episode_starts = np.zeros(self.num_envs, bool) if starts is None else starts.numpy().copy()
-        self.action_masks = _to_device(state.get("action_masks"), self.device)
+        self.action_masks = to_device(state.get("action_masks"), self.device)
         self._episode_returns = state["episode_returns"].numpy().copy()
         self._episode_lengths = state["episode_lengths"].numpy().copy()
         self.steps = state.get("steps", 0)
@@ -459,23 +483,13 @@ class Collector:
         self.env.close()
 
 
-def _with_final_observations(observations: np.ndarray, info: dict[str, Any]) -> np.ndarray:
-    """A SAME_STEP numpy env's observations with the rows of ended envs replaced by their final observations."""
-    merged = np.array(observations, copy=True)
+def _with_final_observations(observations: Any, info: dict[str, Any]) -> Any:
+    """A SAME_STEP numpy env's observations (arrays, or a dict or tuple of them) with the rows of ended envs replaced
+    by their final observations."""
+    merged = tree_map(lambda array: np.array(array, copy=True), observations)
     for env_index in np.flatnonzero(info["_final_obs"]):
-        merged[env_index] = info["final_obs"][env_index]
+        assign(merged, env_index, info["final_obs"][env_index])
     return merged
-
-
-def _to_device(state: PolicyState, device: torch.device | str) -> PolicyState:
-    """A policy state (tensors in tuples, lists and dicts, or None) with every tensor moved to ``device``."""
-    if isinstance(state, Tensor):
-        return state.to(device)
-    if isinstance(state, tuple | list):
-        return type(state)(_to_device(item, device) for item in state)
-    if isinstance(state, dict):
-        return {key: _to_device(value, device) for key, value in state.items()}
-    return state
 
 
 def evaluate_policy(policy: Policy, collector: Collector, episodes: int, seed: int) -> Episodes:

@@ -23,7 +23,7 @@ from rl_lightning.envs.factory import (
     seed_vector_env,
     torch_env_factory,
 )
-from rl_lightning.envs.masks import ACTION_MASK_KEY, action_masks_of
+from rl_lightning.envs.masks import ACTION_MASK_KEY, action_masks_of, env_action_masks, has_action_masks_method
 from rl_lightning.envs.partial import CARTPOLE_NO_VELOCITY, CartPoleNoVelocityEnv, register_partial_envs
 from rl_lightning.envs.spaces import (
     ACTION_SPACES,
@@ -31,6 +31,8 @@ from rl_lightning.envs.spaces import (
     algorithms_for,
     check_action_space,
     check_observation_space,
+    is_structured,
+    observation_shape,
     torch_dtype,
 )
 from rl_lightning.envs.state import EnvStateError, load_vector_env_state, vector_env_state
@@ -65,11 +67,15 @@ __all__ = [
     "check_action_space",
     "check_env_id",
     "check_observation_space",
+    "env_action_masks",
     "env_name",
     "env_seeds",
     "for_evaluation",
+    "has_action_masks_method",
+    "is_structured",
     "load_vector_env_state",
     "make_vector_env",
+    "observation_shape",
     "probe_env",
     "probe_spaces",
     "register_partial_envs",

@@ -20,6 +20,8 @@ from rl_lightning.nets.distributional import (
 )
 from rl_lightning.nets.encoders import (
     FlattenEncoder,
+    MultiInputEncoder,
+    MultiOneHotEncoder,
     NatureCNN,
     OneHotEncoder,
     SmallImageCNN,
@@ -29,9 +31,11 @@ from rl_lightning.nets.encoders import (
 from rl_lightning.nets.masking import mask_invalid, random_actions, random_valid_actions
 from rl_lightning.nets.mlp import mlp
 from rl_lightning.nets.noisy import NoisyLinear, noise_disabled, reset_noise
-from rl_lightning.nets.normalization import RunningMeanStd
+from rl_lightning.nets.normalization import KeyedNormalizer, RunningMeanStd
 from rl_lightning.nets.policies import (
     ActorCritic,
+    Bernoulli,
+    BernoulliHead,
     Categorical,
     CategoricalHead,
     DiagGaussian,
@@ -51,6 +55,8 @@ from rl_lightning.nets.recurrent import RecurrentActorCritic, RecurrentState, ch
 __all__ = [
     "ActionScaling",
     "ActorCritic",
+    "Bernoulli",
+    "BernoulliHead",
     "Categorical",
     "CategoricalHead",
     "CategoricalQHead",
@@ -60,8 +66,11 @@ __all__ = [
     "DiagGaussian",
     "DiagGaussianHead",
     "FlattenEncoder",
+    "KeyedNormalizer",
     "MultiCategorical",
     "MultiCategoricalHead",
+    "MultiInputEncoder",
+    "MultiOneHotEncoder",
     "NatureCNN",
     "NetworkSpec",
     "NoisyLinear",

@@ -1,4 +1,8 @@
-"""Turning observations of any supported space into flat float features."""
+"""Turning observations of any supported space into flat float features.
+
+A ``Dict`` or ``Tuple`` observation space gets a :class:`MultiInputEncoder`: each key its own encoder (the CNN for
+images, flattening for vectors, one-hot for discrete keys), their features concatenated.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from rl_lightning.errors import ConfigurationError
+from rl_lightning.tree import Observations
 
 
 def is_image_space(space: gym.Space) -> bool:
@@ -36,6 +41,20 @@ class OneHotEncoder(nn.Module):
 
     def forward(self, observations: Tensor) -> Tensor:
         return nn.functional.one_hot(observations.long().reshape(-1) - self.start, self.n).float()
+
+
+class MultiOneHotEncoder(nn.Module):
+    """One-hot encodes each dimension of a ``MultiDiscrete`` observation and concatenates them."""
+
+    def __init__(self, space: gym.spaces.MultiDiscrete) -> None:
+        super().__init__()
+        self.nvec = [int(n) for n in space.nvec.flatten()]
+        self.register_buffer("start", torch.as_tensor(np.asarray(space.start).flatten()), persistent=False)
+        self.out_features = sum(self.nvec)
+
+    def forward(self, observations: Tensor) -> Tensor:
+        choices = (observations.flatten(1).long() - self.start).unbind(-1)
+        return torch.cat([nn.functional.one_hot(c, n) for c, n in zip(choices, self.nvec, strict=True)], -1).float()
 
 
 NATURE_CNN_MIN_SIDE = 36
@@ -108,18 +127,69 @@ class SmallImageCNN(nn.Module):
         return self.linear(self.convs(observations.float() / 255.0))
 
 
+STRUCTURED_SPACES = (gym.spaces.Dict, gym.spaces.Tuple)
+"""Spaces whose observations are a dict or tuple of tensors, one per key."""
+
+
+class MultiInputEncoder(nn.Module):
+    """The encoder of a ``Dict`` or ``Tuple`` observation space: one encoder per key, features concatenated in the
+    space's key order.
+
+    Observations come as a dict (or tuple) of tensors, one per key, each of its own dtype: uint8 images reach their
+    CNN as uint8. Give ``encoders`` to replace the default encoder of some keys (any module with an
+    ``out_features`` attribute, mapping that key's batch to ``(batch, out_features)``).
+
+    Args:
+        space: a ``Dict`` or ``Tuple`` space of ``Box``, ``Discrete``, ``MultiDiscrete`` and ``MultiBinary`` keys.
+        encoders: encoders of one's own, by key (by index for a ``Tuple`` space); the other keys get the default.
+    """
+
+    def __init__(self, space: gym.spaces.Dict | gym.spaces.Tuple, encoders: dict[str | int, nn.Module] | None = None):
+        super().__init__()
+        subspaces = space.spaces if isinstance(space, gym.spaces.Dict) else dict(enumerate(space.spaces))
+        given = dict(encoders or {})
+        unknown = set(given) - set(subspaces)
+        if unknown:
+            raise ConfigurationError(
+                f"encoders were given for {sorted(map(str, unknown))}, which are not keys of {space!r}: give encoders "
+                f"only for its keys {list(subspaces)}."
+            )
+        self.keys = list(subspaces)
+        self.encoders = nn.ModuleDict()
+        for key, subspace in subspaces.items():
+            if isinstance(subspace, STRUCTURED_SPACES) and key not in given:
+                raise ConfigurationError(
+                    f"observation key {key!r} is a nested {type(subspace).__name__} space: the multi-input encoder "
+                    f"takes Dict and Tuple observations one level deep. Flatten that key into its parent with an "
+                    f"ObservationWrapper (passed in wrappers=), or give that key an encoder of your own."
+                )
+            try:
+                self.encoders[str(key)] = given[key] if key in given else make_encoder(subspace)
+            except ConfigurationError as err:
+                raise ConfigurationError(f"observation key {key!r}: {err}") from None
+        self.out_features = sum(encoder.out_features for encoder in self.encoders.values())
+
+    def forward(self, observations: Observations) -> Tensor:
+        return torch.cat([self.encoders[str(key)](observations[key]) for key in self.keys], dim=-1)
+
+
 def make_encoder(space: gym.Space) -> nn.Module:
     """The default encoder of ``space``; its ``out_features`` is the width of the features."""
+    if isinstance(space, STRUCTURED_SPACES):
+        return MultiInputEncoder(space)
     if is_image_space(space):
         _check_image_layout(space)
         if min(space.shape[1:]) >= NATURE_CNN_MIN_SIDE:
             return NatureCNN(space)
         return SmallImageCNN(space)
-    if isinstance(space, gym.spaces.Box):
+    if isinstance(space, gym.spaces.Box | gym.spaces.MultiBinary):
         return FlattenEncoder(space)
     if isinstance(space, gym.spaces.Discrete):
         return OneHotEncoder(space)
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        return MultiOneHotEncoder(space)
     raise ConfigurationError(
         f"no default network for observations of {space!r}: supported are Box (vectors, or uint8 images "
-        f"shaped (C, H, W)) and Discrete. Pass your own network, or flatten the observations with a wrapper."
+        f"shaped (C, H, W)), Discrete, and Dict or Tuple spaces of those and of MultiDiscrete and MultiBinary. Pass "
+        f"your own network, or convert the observations with a wrapper."
     )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -72,3 +73,41 @@ class RunningMeanStd(nn.Module):
     def scale(self, x: Tensor, clip: float) -> Tensor:
         """``x / std`` (no centring, as for rewards), clipped to ``[-clip, clip]``."""
         return (x.float() * torch.rsqrt(self.var + 1e-8)).clamp(-clip, clip)
+
+
+class KeyedNormalizer(nn.Module):
+    """A :class:`RunningMeanStd` for each of some keys of dict (or tuple) observations; other keys pass unchanged.
+
+    What ``normalize_observations`` uses for ``Dict`` and ``Tuple`` observation spaces: float vector keys are
+    normalized, images and discrete keys are not. The statistics are buffers (``normalizers.<key>.mean`` ...), so
+    checkpoints carry them; under DDP every rank folds in the keys in the same order.
+
+    Args:
+        shapes: the shape of one observation of each key to normalize (by index for tuple observations).
+    """
+
+    def __init__(self, shapes: dict[str | int, Sequence[int]]) -> None:
+        super().__init__()
+        self.keys = list(shapes)
+        self.normalizers = nn.ModuleDict({str(key): RunningMeanStd(shape) for key, shape in shapes.items()})
+
+    @torch.no_grad()
+    def update(self, observations: dict | tuple) -> None:
+        """Fold each normalized key's batch ``(n, *shape)`` into its statistics."""
+        for key in self.keys:
+            self.normalizers[str(key)].update(observations[key])
+
+    def normalize(self, observations: dict | tuple, clip: float) -> dict | tuple:
+        """The observations with each normalized key ``(x - mean) / std``, clipped to ``[-clip, clip]``."""
+        return self._replace(observations, lambda key, x: self.normalizers[str(key)].normalize(x, clip))
+
+    def normalized_dtypes(self, dtypes: dict | tuple) -> dict | tuple:
+        """The dtypes of what :meth:`normalize` gives for observations of ``dtypes``: float32 where normalized."""
+        return self._replace(dtypes, lambda key, dtype: torch.float32)
+
+    def _replace(self, observations: dict | tuple, fn: Callable[[str | int, Any], Any]) -> dict | tuple:
+        """``observations`` with each normalized key's value ``v`` replaced by ``fn(key, v)``."""
+        replaced = dict(observations) if isinstance(observations, dict) else list(observations)
+        for key in self.keys:
+            replaced[key] = fn(key, observations[key])
+        return replaced if isinstance(observations, dict) else tuple(replaced)

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from rl_lightning.errors import ConfigurationError
 from rl_lightning.nets.encoders import make_encoder
 from rl_lightning.nets.mlp import mlp
+from rl_lightning.tree import Observations
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -69,6 +70,32 @@ class MultiCategorical:
         return sum(dim.entropy() for dim in self.dims)
 
 
+class Bernoulli:
+    """Independent Bernoulli distributions, one per bit of a ``MultiBinary`` action, from logits ``(batch, n)``.
+
+    Actions are ``(batch, n)`` floats of 0 and 1; log-probabilities and entropies are summed over the bits.
+    """
+
+    def __init__(self, logits: Tensor) -> None:
+        self.logits = logits.float()
+
+    def sample(self, generator: torch.Generator | None = None) -> Tensor:
+        uniform = torch.rand(self.logits.shape, generator=generator, device=self.logits.device)
+        return (uniform < torch.sigmoid(self.logits)).float()
+
+    def mode(self) -> Tensor:
+        return (self.logits > 0).float()
+
+    def log_prob(self, actions: Tensor) -> Tensor:
+        # log p(a) = a * log sigmoid(l) + (1 - a) * log sigmoid(-l) = -BCE(l, a), stable for large |l|.
+        bce = nn.functional.binary_cross_entropy_with_logits(self.logits, actions, reduction="none")
+        return -bce.sum(dim=-1)
+
+    def entropy(self) -> Tensor:
+        p = torch.sigmoid(self.logits)
+        return nn.functional.binary_cross_entropy_with_logits(self.logits, p, reduction="none").sum(dim=-1)
+
+
 class DiagGaussian:
     """A Gaussian with diagonal covariance over ``(batch, action_dim)`` actions; densities summed over dims."""
 
@@ -91,7 +118,7 @@ class DiagGaussian:
         return self.log_std.sum(dim=-1) + self.mean.shape[-1] * (0.5 + _HALF_LOG_2PI)
 
 
-Distribution = Categorical | MultiCategorical | DiagGaussian
+Distribution = Categorical | MultiCategorical | Bernoulli | DiagGaussian
 
 
 class CategoricalHead(nn.Module):
@@ -130,6 +157,23 @@ class MultiCategoricalHead(nn.Module):
         return actions + self.start if self.has_start else actions
 
 
+class BernoulliHead(nn.Module):
+    """``MultiBinary`` actions (of any shape): the actor outputs ``(batch, n)`` logits, one per bit."""
+
+    def __init__(self, space: gym.spaces.MultiBinary) -> None:
+        super().__init__()
+        self.outputs = math.prod(space.shape)
+        self.action_shape = (self.outputs,)
+        self.action_dtype = torch.float32
+        self.env_shape = tuple(space.shape)
+
+    def forward(self, logits: Tensor) -> Bernoulli:
+        return Bernoulli(logits)
+
+    def to_env(self, actions: Tensor) -> Tensor:
+        return actions.to(torch.int8).reshape(-1, *self.env_shape)
+
+
 class DiagGaussianHead(nn.Module):
     """``Box`` actions: the actor outputs ``(batch, action_dim)`` means; the log-stds are parameters of their own.
 
@@ -159,7 +203,7 @@ class DiagGaussianHead(nn.Module):
         return torch.clamp(actions, self.low, self.high).reshape(-1, *self.env_shape)
 
 
-ActionHead = CategoricalHead | MultiCategoricalHead | DiagGaussianHead
+ActionHead = CategoricalHead | MultiCategoricalHead | BernoulliHead | DiagGaussianHead
 
 
 def make_action_head(space: gym.Space, algorithm: str, log_std_init: float = 0.0) -> ActionHead:
@@ -168,11 +212,13 @@ def make_action_head(space: gym.Space, algorithm: str, log_std_init: float = 0.0
         return CategoricalHead(space)
     if isinstance(space, gym.spaces.MultiDiscrete) and len(space.nvec.shape) == 1:
         return MultiCategoricalHead(space)
+    if isinstance(space, gym.spaces.MultiBinary):
+        return BernoulliHead(space)
     if isinstance(space, gym.spaces.Box) and np.issubdtype(space.dtype, np.floating):
         return DiagGaussianHead(space, log_std_init)
     raise ConfigurationError(
         f"{algorithm} cannot handle the action space {space!r}: supported are Discrete, MultiDiscrete (a "
-        f"one-dimensional nvec) and float Box. Flatten or convert the actions with a wrapper (passed in "
+        f"one-dimensional nvec), MultiBinary and float Box. Flatten or convert the actions with a wrapper (passed in "
         f"wrappers=)."
     )
 
@@ -270,16 +316,16 @@ class ActorCritic(nn.Module):
             encoder,
         )
 
-    def _features(self, observations: Tensor) -> Tensor:
+    def _features(self, observations: Observations) -> Tensor:
         return observations if self.torso is None else self.torso(observations)
 
-    def forward(self, observations: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, observations: Observations) -> tuple[Tensor, Tensor]:
         """Distribution parameters ``(batch, outputs)`` and values ``(batch,)``."""
         features = self._features(observations)
         return self.actor(features), self.critic(features).squeeze(-1)
 
-    def actor_outputs(self, observations: Tensor) -> Tensor:
+    def actor_outputs(self, observations: Observations) -> Tensor:
         return self.actor(self._features(observations))
 
-    def values(self, observations: Tensor) -> Tensor:
+    def values(self, observations: Observations) -> Tensor:
         return self.critic(self._features(observations)).squeeze(-1)

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from rl_lightning.errors import ConfigurationError
 from rl_lightning.nets.policies import ACTOR_GAIN, CRITIC_GAIN, _encoder, _mlp_with_head
+from rl_lightning.tree import Observations, first_leaf, tree_map
 
 RecurrentState = tuple[Tensor, ...]
 """A recurrent policy's state: float tensors, batch first."""
@@ -103,15 +104,15 @@ class RecurrentActorCritic(nn.Module):
         return tuple(torch.zeros(shape, device=device) for _ in range(self.state_parts))
 
     def forward(
-        self, observations: Tensor, state: RecurrentState, episode_starts: Tensor
+        self, observations: Observations, state: RecurrentState, episode_starts: Tensor
     ) -> tuple[Tensor, Tensor, RecurrentState]:
-        steps, batch = observations.shape[:2]
-        features = self.encoder(observations.flatten(0, 1)).reshape(steps, batch, -1)
+        steps, batch = first_leaf(observations).shape[:2]
+        features = self.encoder(tree_map(lambda part: part.flatten(0, 1), observations)).reshape(steps, batch, -1)
         memory, state = scan_rnn(self.rnn, features, state, episode_starts)
         return self.actor(memory), self.critic(memory).squeeze(-1), state
 
 
-def check_recurrent_policy(policy: nn.Module, observations: Tensor, outputs: int, meaning: str) -> None:
+def check_recurrent_policy(policy: nn.Module, observations: Observations, outputs: int, meaning: str) -> None:
     """Refuse a recurrent actor-critic unless it keeps the contract (module docstring) on a batch of 2 envs."""
     name = type(policy).__name__
     if not callable(getattr(policy, "initial_state", None)):
@@ -119,13 +120,15 @@ def check_recurrent_policy(policy: nn.Module, observations: Tensor, outputs: int
             f"the recurrent policy {name} has no initial_state(batch_size, device): a recurrent module returns its "
             f"episode-start state there (see rl_lightning.nets.recurrent)."
         )
+    sequence = tree_map(lambda part: part[None], observations)  # one step of 2 envs
     try:
         with torch.no_grad():
-            state = policy.initial_state(2, observations.device)
-            result = policy(observations[None], state, torch.ones(1, 2, dtype=torch.bool))
+            state = policy.initial_state(2, first_leaf(observations).device)
+            result = policy(sequence, state, torch.ones(1, 2, dtype=torch.bool))
     except Exception as err:
+        shapes = tree_map(lambda part: tuple(part.shape), sequence)
         raise ConfigurationError(
-            f"the recurrent policy {name} failed on observations of shape {(1, *observations.shape)}, its "
+            f"the recurrent policy {name} failed on observations of shape {shapes}, its "
             f"initial_state(2, device) and episode starts of shape (1, 2) ({type(err).__name__}: {err}). See "
             f"rl_lightning.nets.recurrent for the contract."
         ) from None

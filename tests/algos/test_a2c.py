@@ -52,7 +52,7 @@ def test_rmsprop_by_default_adam_on_request():
 @pytest.mark.parametrize(
     ("env", "overrides", "message"),
     [
-        (TupleObservations, {}, r"A2C cannot handle the observation space Tuple.*supported are Box"),
+        (TupleObservations, {}, r"A2C cannot handle the observation key 1 of Tuple.*nested Tuple space"),
         ("CartPole-v1", {"rms_prop_eps": 0.0}, "rms_prop_eps=0.0 must be a positive number"),
         ("CartPole-v1", {"critic": Constant(1.0, 2.0)}, r"critic returned shape \(2, 2\); expected \(2, 1\)"),
         ("CartPole-v1", {"steps_per_epoch": 20}, "steps_per_epoch=20 must be a whole number of rollouts"),

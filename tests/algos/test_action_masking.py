@@ -18,7 +18,7 @@ import torch
 from rl_lightning import A2C, DQN, PPO, SAC, ConfigurationError
 from rl_lightning.buffers import ReplayBatch
 from tests.helpers import A2C_SMALL, CONTINUOUS_SMALL, DQN_SMALL, PPO_SMALL, Constant, trainer
-from tests.toy_envs import InvalidActionEnv
+from tests.toy_envs import InvalidActionEnv, MethodMaskedInvalidActionEnv
 
 
 class InvalidActionCount(L.Callback):
@@ -117,6 +117,13 @@ def test_with_masks_no_invalid_action_is_ever_taken(algorithm: type, small: dict
         counts[masked] = (count.training, count.evaluation)
     assert counts[True] == (0, 0)
     assert counts[False][0] > 0  # the same run without masks does take them
+
+
+@pytest.mark.parametrize(("algorithm", "small"), [(DQN, DQN_SMALL), (PPO, PPO_SMALL)], ids=["dqn", "ppo"])
+def test_masks_from_the_envs_action_masks_method_keep_invalid_actions_out(algorithm: type, small: dict) -> None:
+    count = InvalidActionCount()
+    trainer(callbacks=[count]).fit(algorithm(MethodMaskedInvalidActionEnv, **small))
+    assert (count.training, count.evaluation) == (0, 0)  # the same env without masks takes some (test above)
 
 
 @pytest.mark.learning

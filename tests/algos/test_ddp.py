@@ -26,6 +26,7 @@ import yaml
 from lightning.pytorch.callbacks import Callback
 
 from rl_lightning import DQN, ConfigurationError
+from rl_lightning.tree import tree_leaves, tree_map
 from tests.algos.test_resume import output, start_fit
 
 RUNS: dict[str, dict[str, Any]] = {
@@ -58,6 +59,22 @@ RUNS: dict[str, dict[str, Any]] = {
             normalize_observations=True,  # statistics of both ranks' observations
             total_timesteps=512,
             steps_per_epoch=256,  # 2 rollouts of 32 steps of 2 envs in each of 2 processes
+            eval_episodes=2,
+            eval_envs=1,
+        ),
+    },
+    "ppo-dict": {  # Dict observations; the flag key's statistics of both ranks' observations
+        "class_path": "rl_lightning.PPO",
+        "init_args": dict(
+            env="tests.toy_envs:RLLightningDict-v0",
+            num_envs=2,
+            hidden_sizes=[16],
+            n_steps=32,
+            batch_size=16,
+            n_epochs=2,
+            normalize_observations=True,
+            total_timesteps=512,
+            steps_per_epoch=256,
             eval_episodes=2,
             eval_envs=1,
         ),
@@ -119,7 +136,7 @@ class DDPProbe(Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         collector = pl_module.collector
-        self.record["first_observations"] = collector.observations.clone()
+        self.record["first_observations"] = tree_map(torch.Tensor.clone, collector.observations)
         self.record["first_masks"] = None if collector.action_masks is None else collector.action_masks.clone()
         step, pop_episodes = collector.step, collector.pop_episodes
 
@@ -147,6 +164,12 @@ class DDPProbe(Callback):
             "state_dict": {name: tensor.clone() for name, tensor in pl_module.state_dict().items()},
         }
         torch.save(record, Path(trainer.default_root_dir) / f"rank{trainer.global_rank}.pt")
+
+
+def same_observations(first: Any, second: Any) -> bool:
+    """Whether two batches of observations (tensors, or dicts of them) are equal, key by key."""
+    pairs = zip(tree_leaves(first), tree_leaves(second), strict=True)
+    return all(key == other_key and torch.equal(x, y) for (key, x), (other_key, y) in pairs)
 
 
 def write_config(folder: Path, algorithm: str) -> Path:
@@ -214,7 +237,7 @@ def test_the_ranks_play_different_episodes_and_end_with_the_same_parameters(
 ) -> None:
     first, second = rank_records(runs[algorithm])
     # Seeds seed + rank * num_envs + i: the ranks' envs start apart, and their episodes differ.
-    assert not torch.equal(first["first_observations"], second["first_observations"])
+    assert not same_observations(first["first_observations"], second["first_observations"])
     assert first["train_episodes"] != second["train_episodes"]
     # DDP averaged the gradients: the networks (and all else in the state_dict) are the same on both ranks.
     assert first["state_dict"].keys() == second["state_dict"].keys()
@@ -227,10 +250,16 @@ def test_the_ranks_play_different_episodes_and_end_with_the_same_parameters(
     if algorithm == "ppo":  # the normalizer saw every observation both ranks played
         total = RUNS[algorithm]["init_args"]["total_timesteps"]
         assert first["state_dict"]["observation_normalizer.count"].item() == pytest.approx(total + 1e-4)
+    if algorithm == "ppo-dict":  # the same of the flag key, the only float vector key
+        total = RUNS[algorithm]["init_args"]["total_timesteps"]
+        flag_count = first["state_dict"]["observation_normalizer.normalizers.flag.count"]
+        assert flag_count.item() == pytest.approx(total + 1e-4)
+        assert first["first_observations"]["image"].dtype == torch.uint8
     # The checkpoint holds both ranks' collectors, which stand at different observations.
     checkpoint = last_checkpoint(runs[algorithm])["rl_lightning"]
     assert checkpoint["world_size"] == 2 and list(checkpoint["ranks"]) == [1]
-    assert not torch.equal(checkpoint["collector"]["observations"], checkpoint["ranks"][1]["collector"]["observations"])
+    ranks_observations = checkpoint["collector"]["observations"], checkpoint["ranks"][1]["collector"]["observations"]
+    assert not same_observations(*ranks_observations)
 
 
 @pytest.mark.parametrize("algorithm", list(RUNS))
@@ -301,7 +330,7 @@ def test_a_ddp_run_resumed_from_a_checkpoint_restores_every_rank_and_ends_as_if_
     # Each rank went on from its own collector: the observations its envs stood at, different for each rank.
     for rank, state in enumerate(rank_states):
         resumed = torch.load(runs["dqn-resumed"] / f"rank{rank}.pt", weights_only=True)
-        assert torch.equal(resumed["first_observations"], state["collector"]["observations"])
+        assert same_observations(resumed["first_observations"], state["collector"]["observations"])
     buffers = [state["buffer"]["storage"]["observations"] for state in rank_states]
     assert not torch.equal(*buffers)
 

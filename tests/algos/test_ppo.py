@@ -147,9 +147,9 @@ class TupleActions(gym.Env):
 
 
 def test_unsupported_spaces_are_named_with_what_is_supported():
-    with pytest.raises(ConfigurationError, match=r"PPO cannot handle the observation space Tuple.*supported are Box"):
+    with pytest.raises(ConfigurationError, match=r"PPO cannot handle the observation key 1 of Tuple.*nested Tuple"):
         PPO(TupleObservations, **SMALL)
-    with pytest.raises(ConfigurationError, match=r"PPO takes Discrete or MultiDiscrete or Box .*Tuple.*No algorithm"):
+    with pytest.raises(ConfigurationError, match=r"PPO takes Discrete or .*MultiBinary or Box .*Tuple.*No algorithm"):
         PPO(TupleActions, **SMALL)
 
 

@@ -15,6 +15,7 @@ from rl_lightning import A2C, PPO, ConfigurationError
 from rl_lightning.buffers import RolloutBatch
 from rl_lightning.envs import CARTPOLE_NO_VELOCITY
 from tests.helpers import trainer
+from tests.toy_envs import DictEnv
 
 COUNTING = "tests.toy_envs:RLLightningCounting-v0"  # truncated at its 3rd step; NEXT_STEP autoreset
 SMALL = dict(num_envs=2, hidden_sizes=(16,), rnn_hidden_size=8, eval_episodes=1, eval_envs=1)
@@ -77,12 +78,15 @@ class FirstUpdateRecorder(PPO):
         (COUNTING, {}, 12),
         # SAME_STEP torch CartPole: episodes end anywhere, every step is a transition.
         ("CartPole-v1", {"vectorization": "torch", "num_envs": 8}, 64),
+        # Dict observations (a uint8 image, a normalized float flag, a Discrete key), truncated at the 3rd step.
+        (DictEnv, {"env_kwargs": {"max_steps": 3}, "normalize_observations": True}, 12),
     ],
+    ids=["counting", "torch-cartpole", "dict"],
 )
 def test_chunks_run_again_give_the_log_probs_and_values_of_collection(cell, env, options, transitions):
     ppo = FirstUpdateRecorder(
         env, recurrent=cell, n_steps=8, sequence_length=3, batch_size=8 * options.get("num_envs", 2), n_epochs=1,
-        total_timesteps=64 * 8, steps_per_epoch=64 * 8 if options else 64, **{**SMALL, **options},
+        total_timesteps=64 * 8, steps_per_epoch=64 * 8 if "num_envs" in options else 64, **{**SMALL, **options},
     )
     ppo.gaps = []
     trainer().fit(ppo)

@@ -119,6 +119,41 @@ RUNS: dict[str, dict[str, Any]] = {
             **{**RAINBOW, "n_atoms": 11, "v_min": -1.0, "v_max": 10.0},
         ),
     },
+    # Dict observations (an image, a flag, a discrete key): each key's storage, window and normalizer saved.
+    "dqn-dict": {
+        "kill": {KILL_IN_EPOCH: "2"},
+        "class_path": "rl_lightning.DQN",
+        "init_args": dict(
+            env="tests.toy_envs:RLLightningDict-v0",
+            num_envs=2,
+            hidden_sizes=[32],
+            learning_starts=128,
+            batch_size=32,
+            n_step=3,
+            target_update_interval=100,
+            total_timesteps=1024,
+            steps_per_epoch=256,
+            eval_episodes=2,
+            eval_envs=2,
+        ),
+    },
+    "ppo-dict": {
+        "kill": {KILL_IN_EPOCH: "2"},
+        "class_path": "rl_lightning.PPO",
+        "init_args": dict(
+            env="tests.toy_envs:RLLightningDict-v0",
+            num_envs=2,
+            hidden_sizes=[16],
+            n_steps=16,
+            batch_size=16,
+            n_epochs=2,
+            normalize_observations=True,
+            total_timesteps=256,
+            steps_per_epoch=64,
+            eval_episodes=2,
+            eval_envs=2,
+        ),
+    },
     "ppo": {
         "kill": {KILL_IN_EPOCH: "2"},
         "class_path": "rl_lightning.PPO",
@@ -303,6 +338,17 @@ def test_a_run_killed_and_resumed_in_a_new_process_ends_bitwise_identical(
         assert all(part.abs().sum() > 0 for part in saved_state)
         for part, expected_part in zip(saved_state, expected["rl_lightning"]["collector"]["policy_state"], strict=True):
             assert torch.equal(part, expected_part)
+    if algorithm == "dqn-dict":  # each key stored in its own dtype, and resumed from
+        saved = got["rl_lightning"]["buffer"]["storage"]["observations"]
+        assert {key: t.dtype for key, t in saved.items()} == {
+            "flag": torch.float32, "image": torch.uint8, "target": torch.int64
+        }
+        for key, tensor in expected["rl_lightning"]["buffer"]["storage"]["next_observations"].items():
+            assert torch.equal(got["rl_lightning"]["buffer"]["storage"]["next_observations"][key], tensor), key
+    if algorithm == "ppo-dict":  # the flag's statistics, the only float vector key
+        assert [name for name in got["state_dict"] if "observation_normalizer" in name] == [
+            f"observation_normalizer.normalizers.flag.{stat}" for stat in ("mean", "var", "count")
+        ]
     assert got["rl_lightning"]["env_steps"] == expected["rl_lightning"]["env_steps"]
     assert got["state_dict"].keys() == expected["state_dict"].keys()
     for name, tensor in expected["state_dict"].items():

@@ -294,3 +294,61 @@ def test_masks_must_be_given_exactly_when_the_buffer_keeps_them() -> None:
         add(with_masks, step)
     with pytest.raises(ValueError, match="next_action_masks exactly when"):
         make_buffer().add(*add_arguments(step), next_action_masks=torch.ones(2, 2, dtype=torch.bool))
+
+
+# ---------------------------------------------------------------------------------------------- dict observations
+DICT_SHAPES = {"flag": (1,), "image": (1, 2, 2), "target": ()}
+DICT_DTYPES = {"flag": torch.float32, "image": torch.uint8, "target": torch.long}
+
+
+def dict_observations(t: int) -> dict[str, torch.Tensor]:
+    """Step ``t``'s observations of 2 envs, every key saying ``t`` and the env: ``10 t + env`` (the flag halved)."""
+    values = torch.tensor([10 * t, 10 * t + 1])
+    return {
+        "flag": (values / 2).float().reshape(2, 1),
+        "image": values.to(torch.uint8).reshape(2, 1, 1, 1).expand(2, 1, 2, 2),
+        "target": values,
+    }
+
+
+def test_dict_observations_are_stored_key_by_key_in_their_own_dtype_and_gathered_by_row() -> None:
+    """2 envs, 3-step returns of rewards t (gamma 0.5): the transition of step t has return t + 0.5 (t + 1) + 0.25
+    (t + 2) and next observation t + 3; every key of a sampled row must say the same step and env."""
+    buffer = ReplayBuffer(16, DICT_SHAPES, DICT_DTYPES, (), torch.long, num_envs=2, n_step=3, gamma=0.5, seed=0)
+    assert {key: t.dtype for key, t in buffer.storage["observations"].items()} == DICT_DTYPES
+    assert buffer.storage["next_observations"]["image"].shape == (16, 1, 2, 2)
+    no = torch.zeros(2, dtype=torch.bool)
+    for t in range(5):
+        buffer.add(dict_observations(t), torch.zeros(2, dtype=torch.long), torch.full((2,), float(t)),
+                   dict_observations(t + 1), no, no)  # fmt: skip
+    assert len(buffer) == 6  # steps 0, 1 and 2 of both envs
+    assert buffer.nbytes == 16 * 2 * (4 + 4 + 8) + 16 * (8 + 4 + 4 + 4)
+    batch = buffer.sample(64)
+    assert batch.observations["image"].dtype == torch.uint8 and batch.next_observations["target"].dtype == torch.long
+    code = batch.observations["target"]
+    step, env = code // 10, code % 10
+    assert torch.equal(batch.observations["image"][:, 0, 1, 1].long(), code)
+    assert torch.equal(batch.observations["flag"][:, 0], code / 2)
+    assert torch.equal(batch.next_observations["target"], code + 30)
+    assert torch.equal(batch.next_observations["image"][:, 0, 0, 0].long(), code + 30)
+    assert torch.equal(batch.rewards, step + 0.5 * (step + 1) + 0.25 * (step + 2))
+    assert set(env.tolist()) == {0, 1} and set(step.tolist()) == {0, 1, 2}
+
+    restored = ReplayBuffer(16, DICT_SHAPES, DICT_DTYPES, (), torch.long, num_envs=2, n_step=3, gamma=0.5, seed=1)
+    restored.load_state_dict(io_round_trip(buffer.state_dict()))
+    for t in range(5, 7):  # the n-step window was saved too: steps 3 and 4 complete their returns
+        for each in (buffer, restored):
+            each.add(dict_observations(t), torch.zeros(2, dtype=torch.long), torch.full((2,), float(t)),
+                     dict_observations(t + 1), no, no)  # fmt: skip
+    expected, got = buffer.sample(32), restored.sample(32)
+    for key in DICT_SHAPES:
+        assert torch.equal(got.observations[key], expected.observations[key]), key
+        assert torch.equal(got.next_observations[key], expected.next_observations[key]), key
+
+
+def io_round_trip(state: dict) -> dict:
+    """``state`` written with ``torch.save`` and read back as a checkpoint would be."""
+    stream = io.BytesIO()
+    torch.save(state, stream)
+    stream.seek(0)
+    return torch.load(stream, weights_only=True)

@@ -220,3 +220,23 @@ def test_the_action_masks_acted_under_come_with_each_transition() -> None:
             torch.zeros(2, 1), torch.zeros(2, dtype=torch.long), torch.zeros(2), torch.zeros(2), torch.zeros(2),
             np.zeros(2, bool), np.zeros(2, bool), np.ones(2, bool),
         )
+
+
+def test_dict_observations_are_stored_key_by_key_and_minibatches_gather_the_same_rows() -> None:
+    """The observation of (t, env) says ``10 t + env`` in both keys: a uint8 image and a long target."""
+    rollout = RolloutBuffer(
+        3, 2, {"image": (1, 2, 2), "target": ()}, {"image": torch.uint8, "target": torch.long}, (), torch.long
+    )
+    assert rollout.observations["image"].shape == (3, 2, 1, 2, 2)
+    assert rollout.observations["image"].dtype == torch.uint8 and rollout.observations["target"].dtype == torch.long
+    for t in range(3):
+        codes = torch.tensor([10 * t, 10 * t + 1])
+        observations = {"image": codes.to(torch.uint8).reshape(2, 1, 1, 1).expand(2, 1, 2, 2), "target": codes}
+        no = np.zeros(2, dtype=bool)
+        rollout.add(observations, codes, codes.float(), torch.zeros(2), torch.zeros(2), no, no, None)
+    rollout.compute_returns_and_advantages(torch.zeros(2))
+    batch = rollout.batch(torch.tensor([5, 0, 3]))  # flat index t * num_envs + env
+    assert batch.observations["target"].tolist() == [21, 0, 11]
+    assert batch.observations["image"][:, 0, 1, 0].tolist() == [21, 0, 11]
+    assert batch.actions.tolist() == [21, 0, 11]
+    assert rollout.batch().observations["image"].shape == (6, 1, 2, 2)

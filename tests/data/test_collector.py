@@ -21,7 +21,16 @@ from rl_lightning.data import Collector, Transition, evaluate_policy
 from rl_lightning.envs import make_vector_env
 from rl_lightning.errors import RunFault
 from tests.helpers import StepsSinceStartPolicy, ZeroPolicy
-from tests.toy_envs import CountingEnv, MaskedCountingEnv, NonFiniteEnv, counting_env, counting_vector_env
+from tests.toy_envs import (
+    CountingEnv,
+    DictEnv,
+    MaskedCountingEnv,
+    MethodMaskedCountingEnv,
+    NonFiniteEnv,
+    TupleEnv,
+    counting_env,
+    counting_vector_env,
+)
 
 
 class MaskRecordingPolicy(ZeroPolicy):
@@ -241,6 +250,22 @@ def test_action_masks_are_those_of_the_current_observations_and_reach_the_policy
     assert torch.equal(resumed.action_masks, collector.action_masks)
 
 
+@pytest.mark.parametrize("info_mask", [False, True], ids=["method", "info-and-method"])
+def test_masks_come_from_the_envs_action_masks_method_and_the_info_wins_over_it(info_mask: bool) -> None:
+    """``MethodMaskedCountingEnv``'s method says ``[1, t % 2]``; with ``info_mask`` its info says the opposite."""
+    envs = SyncVectorEnv(
+        [lambda: MethodMaskedCountingEnv(terminate_at=2, info_mask=info_mask)] * 2,
+        autoreset_mode=AutoresetMode.NEXT_STEP,
+    )
+    collector, policy = Collector(envs), MaskRecordingPolicy()
+    collector.reset(seed=0)
+    for _ in range(3):
+        collector.step(collector.act(policy))
+    method = [[0, 0], [1, 1], [0, 0]]  # t 0, 1, 2 (the final observation, NEXT_STEP: the env is not reset yet)
+    expected = [[1 - bit for bit in row] for row in method] if info_mask else method
+    assert [masks[:, 1].tolist() for masks in policy.masks] == expected
+
+
 def test_an_env_without_masks_gives_the_policy_none() -> None:
     collector = Collector(counting_vector_env([(None, 3)]))
     collector.reset(seed=0)
@@ -313,3 +338,51 @@ def test_check_finite_false_lets_non_finite_values_through() -> None:
     transition = collector.step(collector.act(ZeroPolicy()))
     assert transition.next_observations.isnan().all()
     collector.close()
+
+
+# ---------------------------------------------------------------------------------------------- dict observations
+@pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP], ids=["next-step", "same-step"])
+def test_dict_observations_come_as_a_dict_of_tensors_with_the_final_observation_at_an_end(mode) -> None:
+    """``DictEnv(max_steps=2)`` truncates at its 2nd step; its image's first pixel is the step ``t``."""
+    envs = SyncVectorEnv([lambda: DictEnv(max_steps=2)] * 2, autoreset_mode=mode)
+    collector = Collector(envs)
+    observations = collector.reset(seed=0)
+    assert {key: t.dtype for key, t in observations.items()} == {
+        "flag": torch.float32, "image": torch.uint8, "target": torch.int64
+    }
+    assert observations["image"].shape == (2, 1, 4, 4) and observations["target"].shape == (2,)
+    first, second = play(collector, 2)
+    assert first.observations["image"][:, 0, 0, 0].tolist() == [0, 0]
+    assert first.next_observations["image"][:, 0, 0, 0].tolist() == [1, 1]
+    assert second.truncations.tolist() == [True, True]
+    assert second.next_observations["image"][:, 0, 0, 0].tolist() == [2, 2]  # the final observations
+    assert collector.observations["image"][:, 0, 0, 0].tolist() == ([0, 0] if mode == AutoresetMode.SAME_STEP
+                                                                     else [2, 2])  # fmt: skip
+    resumed = Collector(SyncVectorEnv([lambda: DictEnv(max_steps=2)] * 2, autoreset_mode=mode))
+    resumed.load_state_dict(collector.state_dict())
+    for key, tensor in collector.observations.items():
+        assert torch.equal(resumed.observations[key], tensor), key
+
+
+def test_tuple_observations_come_as_a_tuple_of_tensors() -> None:
+    collector = Collector(SyncVectorEnv([TupleEnv] * 2))
+    flags, targets = collector.reset(seed=0)
+    assert flags.shape == (2, 1) and flags.dtype == torch.float32 and targets.dtype == torch.int64
+
+
+class NanFlagEnv(DictEnv):
+    """``DictEnv`` whose flag is NaN from the 2nd step on."""
+
+    def _observation(self) -> dict:
+        observation = super()._observation()
+        if self.t >= 2:
+            observation["flag"][0] = np.nan
+        return observation
+
+
+def test_a_non_finite_value_in_a_key_is_refused_naming_the_key() -> None:
+    collector = Collector(SyncVectorEnv([NanFlagEnv]))
+    collector.reset(seed=0)
+    play(collector, 1)
+    with pytest.raises(RunFault, match=r"env 0 returned a non-finite observation \(key 'flag'\) at vector step 2"):
+        play(collector, 1)

@@ -73,7 +73,7 @@ def test_each_algorithm_takes_exactly_the_spaces_of_its_row_and_names_only_algor
         ("unbounded-box", ["PPO", "A2C"]),
         ("half-bounded-box", ["PPO", "A2C"]),
         ("integer-box", []),
-        ("multi-binary", []),
+        ("multi-binary", ["PPO", "A2C"]),
         ("tuple", []),
     ],
 )
@@ -100,6 +100,24 @@ def test_box_and_discrete_observations_are_accepted(space: gym.Space) -> None:
     check_observation_space(space, "DQN")
 
 
-def test_dict_observations_are_refused_with_the_flatten_wrapper_as_fix() -> None:
-    with pytest.raises(ConfigurationError, match=r"DQN cannot handle the observation space Dict.*FlattenObservation"):
-        check_observation_space(DICT_SPACE, "DQN")
+def test_dict_and_tuple_observations_of_supported_keys_are_accepted() -> None:
+    check_observation_space(DICT_SPACE, "DQN")
+    check_observation_space(gym.spaces.Tuple((BOUNDED_BOX, gym.spaces.MultiBinary(2))), "DQN")
+
+
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        (gym.spaces.Dict({"inner": DICT_SPACE}), r"DQN cannot handle the observation key 'inner' of Dict.*nested Dict"),
+        (
+            gym.spaces.Dict({"name": gym.spaces.Text(5), "position": BOUNDED_BOX}),
+            r"observation key 'name' of Dict.*its space Text.*none of Box, Discrete, MultiDiscrete and MultiBinary",
+        ),
+        (gym.spaces.Tuple((BOUNDED_BOX, gym.spaces.Tuple((BOUNDED_BOX,)))), r"observation key 1 of Tuple.*nested"),
+        (gym.spaces.Graph(BOUNDED_BOX, None), r"observation space Graph.*supported are Box"),
+    ],
+    ids=["nested-dict", "text-key", "nested-tuple", "graph"],
+)
+def test_observation_spaces_the_encoders_cannot_take_are_refused_naming_the_key(space, message) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        check_observation_space(space, "DQN")

@@ -107,7 +107,6 @@ def test_discrete_heads_shift_by_the_space_start():
     "space",
     [
         gym.spaces.Tuple((gym.spaces.Discrete(2), gym.spaces.Discrete(3))),
-        gym.spaces.MultiBinary(3),
         gym.spaces.Box(0, 5, (2,), np.int64),
     ],
 )
