@@ -315,11 +315,12 @@ def _report_failure(run: SeedRun, reason: str, elapsed: float | None = None) -> 
         _say(f"    | {line}")
 
 
-def run_local(runs: list[SeedRun], parallel: int) -> list[int]:
+def run_local(runs: list[SeedRun], parallel: int, stop: threading.Event | None = None) -> list[int]:
     """Run the seeds' processes, at most ``parallel`` at a time, with a status line for each; returns the failed seeds.
 
     On Ctrl-C, or SIGTERM to this process (what a batch system sends at its time limit), the running seeds are
-    stopped and ``KeyboardInterrupt`` is raised.
+    stopped and ``KeyboardInterrupt`` is raised; likewise when ``stop`` is set (by the thread that took the signal,
+    where this runs in another).
     """
     pending = deque(runs)
     running: dict[int, tuple[SeedRun, subprocess.Popen, IO[str], float]] = {}
@@ -352,6 +353,8 @@ def run_local(runs: list[SeedRun], parallel: int) -> list[int]:
                 running[run.seed] = (run, process, log, time.monotonic())
                 _say(f"seed {run.seed}: started, output in {run.log}")
             time.sleep(_POLL_S)
+            if stop is not None and stop.is_set():
+                raise KeyboardInterrupt
             for seed, (run, process, log, started) in list(running.items()):
                 code = process.poll()
                 if code is None:

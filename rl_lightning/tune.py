@@ -25,11 +25,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import json
 import shlex
+import signal
 import threading
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,14 +72,25 @@ class Parameter:
     kind: str
     settings: dict[str, Any]
 
+    @property
+    def offered(self) -> list[Any]:
+        """A categorical's choices as Optuna takes them: plain values, a list or mapping (``[64, 64]``) as its JSON."""
+        return [choice if isinstance(choice, _PRIMITIVE) else json.dumps(choice) for choice in self.settings["choices"]]
+
     def suggest(self, trial: Any) -> Any:
         if self.kind == "categorical":
-            # Optuna's choices are plain values; a list or mapping (hidden_sizes: [64, 64]) is offered as its JSON.
-            choices = self.settings["choices"]
-            offered = [choice if isinstance(choice, _PRIMITIVE) else json.dumps(choice) for choice in choices]
-            return choices[offered.index(trial.suggest_categorical(self.name, offered))]
+            return self.settings["choices"][self.offered.index(trial.suggest_categorical(self.name, self.offered))]
         suggest = trial.suggest_float if self.kind == "float" else trial.suggest_int
         return suggest(self.name, **self.settings)
+
+    def distribution(self) -> Any:
+        """The Optuna distribution that :meth:`suggest` samples from."""
+        distributions = require_optuna().distributions
+        if self.kind == "categorical":
+            return distributions.CategoricalDistribution(self.offered)
+        if self.kind == "float":
+            return distributions.FloatDistribution(**self.settings)
+        return distributions.IntDistribution(**self.settings)
 
 
 @dataclass(frozen=True)
@@ -237,6 +251,27 @@ def reseeded(sampler: dict[str, Any], held: int) -> dict[str, Any]:
     return {**sampler, "init_args": {**init_args, "seed": init_args["seed"] + held}}
 
 
+def check_study_space(study: Any, search: SearchSpace, where: str) -> None:
+    """Refuse a search space that the study's trials cannot go on with: a parameter sampled before from another kind
+    of distribution, on another scale (log or not), or, for a categorical, from other choices (Optuna refuses
+    each of these at the first trial of the resumed study, which would fail them all)."""
+    optuna = require_optuna()
+    for parameter in search.parameters:
+        new = parameter.distribution()
+        for trial in study.get_trials(deepcopy=False):
+            old = trial.distributions.get(parameter.name)
+            if old is None:
+                continue
+            try:
+                optuna.distributions.check_distribution_compatibility(old, new)
+            except ValueError:
+                raise ConfigurationError(
+                    f"{where}: study {study.study_name} sampled {parameter.name} from {old} (trial {trial.number}); "
+                    f"{new} cannot go on with it. Keep the study's distribution, or start a new study (--study_name)."
+                ) from None
+            break
+
+
 def _value_argument(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
@@ -268,6 +303,8 @@ class Tuner:
 
     def __post_init__(self) -> None:
         self.failed: list[int] = []
+        self.stop = threading.Event()
+        """Set on Ctrl-C or SIGTERM: the trials running in other threads stop their seeds, and no trial starts."""
         self._lock = threading.Lock()
 
     def trial_arguments(self, number: int, params: dict[str, Any]) -> list[str]:
@@ -293,11 +330,13 @@ class Tuner:
     def objective(self, trial: Any) -> float:
         """Run the trial's seeds one after another; the mean of their final evaluations."""
         optuna = require_optuna()
+        if self.stop.is_set():
+            raise KeyboardInterrupt
         params = {parameter.name: parameter.suggest(trial) for parameter in self.search.parameters}
         folder = self.root / f"trial_{trial.number}"
         _say(f"trial {trial.number}: {_format(params)}; seeds {', '.join(map(str, self.seeds))} into {folder}")
         for run in seed_runs(self.trial_arguments(trial.number, params), self.seeds, folder):
-            if run_local([run], parallel=1):
+            if run_local([run], parallel=1, stop=self.stop):
                 self.failed.append(trial.number)
                 _say(f"trial {trial.number}: FAILED (seed {run.seed}, see {run.log})")
                 raise TrialFailed(f"seed {run.seed} failed")
@@ -439,6 +478,7 @@ def main(argv: list[str]) -> int:
         direction="maximize",
         load_if_exists=True,
     )
+    check_study_space(study, search, options.search)
     command = shlex.join(["rl-lightning", "tune", *argv])
     tuner = Tuner(
         fit_args, search, pruner, seeds, root, storage_url, study_name, config, "Wandb" in str(logger), command
@@ -456,17 +496,38 @@ def main(argv: list[str]) -> int:
             f"{options.parallel} at a time, each over seeds {', '.join(map(str, seeds))}, into {root}/trial_<N>"
         )
         try:
-            study.optimize(
-                tuner.objective,
-                n_trials=options.trials - done,
-                n_jobs=options.parallel,
-                catch=(TrialFailed,),
-                callbacks=[optuna.study.MaxTrialsCallback(options.trials, states=counted), tuner.write_best],
-            )
+            with _stopping_on_signals(tuner.stop):
+                study.optimize(
+                    tuner.objective,
+                    n_trials=options.trials - done,
+                    n_jobs=options.parallel,
+                    catch=(TrialFailed,),
+                    callbacks=[optuna.study.MaxTrialsCallback(options.trials, states=counted), tuner.write_best],
+                )
         except KeyboardInterrupt:
             _say("interrupted: the same command goes on with the study (the interrupted trials count as failed).")
             return 130
     return _summary(study, tuner, options.trials)
+
+
+@contextlib.contextmanager
+def _stopping_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Ctrl-C or SIGTERM sets ``stop`` and raises KeyboardInterrupt here. Optuna runs parallel trials in threads of
+    its own, which a signal does not reach: ``stop`` tells them to end their seeds' processes and start no trial."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        stop.set()
+        raise KeyboardInterrupt
+
+    previous = {number: signal.signal(number, interrupt) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _summary(study: Any, tuner: Tuner, trials: int) -> int:

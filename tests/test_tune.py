@@ -11,6 +11,8 @@ and gives Acrobot.
 from __future__ import annotations
 
 import csv
+import signal
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,6 +220,51 @@ def test_bad_tune_options_exit_2_with_one_message_and_write_nothing(tmp_path, mo
     assert message in result.err
     assert "Traceback" not in result.err
     assert list(tmp_path.iterdir()) == [search]
+
+
+def test_a_study_refuses_a_search_space_it_cannot_go_on_with(tmp_path, monkeypatch):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="search", storage=storage)
+    study.enqueue_trial({"n_epochs": 2})
+    study.optimize(lambda trial: trial.suggest_categorical("n_epochs", [2, 4]), n_trials=1)
+    search = tmp_path / "search.yaml"
+    search.write_text(yaml.safe_dump({"params": {"n_epochs": {"type": "categorical", "choices": [2, 8]}}}))
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("tune", "--config", PPO_CONFIG, "--search", str(search), "--storage", storage)
+    assert result.status == 2, result.out + result.err
+    assert "study search sampled n_epochs from CategoricalDistribution(choices=(2, 4)) (trial 0)" in result.err
+    assert "start a new study (--study_name)" in result.err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["search.yaml", "study.db"]
+
+
+def test_sigterm_stops_the_parallel_trials_and_their_processes(tmp_path):
+    search = tmp_path / "search.yaml"
+    search.write_text(yaml.safe_dump({"params": {"learning_rate": SEARCH["params"]["learning_rate"]}}))
+    root = tmp_path / "root"
+    command = [sys.executable, "-m", "rl_lightning.cli", "tune", "--config", PPO_CONFIG, "--search", str(search),
+               "--parallel", "2", "--trainer.default_root_dir", str(root), *TINY_PPO]  # fmt: skip
+    tune = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = []
+    for line in tune.stdout:  # with the config's 100k env steps, the trials are still running when the signal comes
+        output.append(line)
+        if sum("seed 0: started" in line for line in output) == 2:
+            break
+    tune.send_signal(signal.SIGTERM)
+    output += tune.stdout.readlines()
+    assert tune.wait(timeout=60) == 130, "".join(output)
+    assert "interrupted: the same command goes on with the study" in output[-1]
+    trials = optuna.load_study(study_name="search", storage=f"sqlite:///{root / 'study.db'}").trials
+    assert [trial.state for trial in trials] == [optuna.trial.TrialState.FAIL] * 2
+    # Neither trial's fit process outlived the command.
+    alive = [path for path in Path("/proc").glob("[0-9]*/cmdline") if str(root).encode() in _read(path)]
+    assert alive == []
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:  # the process has ended
+        return b""
 
 
 def test_tune_without_optuna_names_the_extra(tmp_path, monkeypatch):
