@@ -398,7 +398,7 @@ class Tuner:
 # ------------------------------------------------------------------------------------------------ entry point
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="rl-lightning tune",
+        prog="rl-lightning tune --config CONFIG.yaml",
         allow_abbrev=False,
         description="Hyperparameter search with Optuna: each trial runs `rl-lightning fit --config CONFIG` with "
         "sampled model arguments, once per seed. Every option not listed here goes to each fit (e.g. "
