@@ -63,7 +63,7 @@ class _ConciseParser(LightningArgumentParser):
         super().error(_with_suggestion(message, [action.dest for action in parser._actions]), ex)
 
 
-def _init_arguments(class_path: str) -> list[str]:
+def init_arguments(class_path: str) -> list[str]:
     """The constructor arguments a ``class_path`` accepts, its parents' included (they take ``**run``)."""
     module_name, _, class_name = class_path.rpartition(".")
     try:
@@ -90,7 +90,7 @@ def _with_suggestion(message: str, keys: list[str]) -> str:
     if unknown_argument:
         class_path, option = unknown_argument.groups()
         message = f"{class_path} does not accept option '{option}'"
-        close = difflib.get_close_matches(option, _init_arguments(class_path), n=1)
+        close = difflib.get_close_matches(option, init_arguments(class_path), n=1)
     else:
         unknown_key = re.search(r"does not accept option '([\w.]+)'|unrecognized arguments: --([\w.]+)", message)
         key = unknown_key and (unknown_key.group(1) or unknown_key.group(2))
@@ -101,7 +101,9 @@ def _with_suggestion(message: str, keys: list[str]) -> str:
 COMMANDS = """Reinforcement learning with PyTorch Lightning. Commands:
 fit (train an algorithm from a config: rl-lightning fit --help),
 validate (evaluation episodes of a config's or checkpoint's model in Lightning's validation loop),
-evaluate (play a trained agent from a checkpoint, one JSON line of results: rl-lightning evaluate --help)."""
+evaluate (play a trained agent from a checkpoint, one JSON line of results: rl-lightning evaluate --help),
+report (aggregate results over seeds: rl-lightning report --help),
+tune (hyperparameter search with Optuna: rl-lightning tune --help)."""
 """What ``rl-lightning --help`` says the commands are (``evaluate`` is dispatched by :func:`main`, outside
 Lightning's CLI)."""
 
@@ -501,6 +503,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             evaluate(command[1:])
         elif command and command[0] == "report":
             report.main(command[1:])
+        elif command and command[0] == "tune":
+            from rl_lightning import tune  # it imports this module
+
+            sys.exit(tune.main(command[1:]))
         elif any(arg == "--seeds" or arg.startswith("--seeds=") for arg in command):
             sys.exit(seeds.main(command))
         else:

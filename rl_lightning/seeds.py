@@ -114,7 +114,7 @@ def split_launcher_options(argv: list[str]) -> tuple[dict[str, str], list[str]]:
     return options, rest
 
 
-def _option_values(argv: list[str], *names: str) -> list[str]:
+def option_values(argv: list[str], *names: str) -> list[str]:
     """Every value given to one of ``names`` in ``argv`` (``--name VALUE`` or ``--name=VALUE``), in order."""
     values = []
     for index, token in enumerate(argv):
@@ -140,14 +140,14 @@ def _without_option(argv: list[str], name: str) -> list[str]:
     return kept
 
 
-def _config_value(fit_args: list[str], section: str, key: str, option_names: tuple[str, ...]) -> Any:
+def config_value(fit_args: list[str], section: str, key: str, option_names: tuple[str, ...]) -> Any:
     """A setting as ``fit`` would see it, as far as can be told without building anything: the last value on the
     command line, else the last ``--config`` file that sets ``<section>...<key>`` (directly or under ``init_args``)."""
-    given = _option_values(fit_args, *option_names)
+    given = option_values(fit_args, *option_names)
     if given:
         return given[-1]
     value = None
-    for config in _option_values(fit_args, "--config", "-c"):
+    for config in option_values(fit_args, "--config", "-c"):
         path = Path(config)
         if not path.is_file():
             continue
@@ -162,10 +162,10 @@ def _config_value(fit_args: list[str], section: str, key: str, option_names: tup
 
 def run_root(fit_args: list[str]) -> Path:
     """Where the seeds' folders go: ``default_root_dir`` of the command line or config, else ``runs/<config stem>``."""
-    root = _config_value(fit_args, "trainer", "default_root_dir", ("--trainer.default_root_dir",))
+    root = config_value(fit_args, "trainer", "default_root_dir", ("--trainer.default_root_dir",))
     if root is not None:
         return Path(root)
-    configs = _option_values(fit_args, "--config", "-c")
+    configs = option_values(fit_args, "--config", "-c")
     if not configs:
         raise ConfigurationError(
             "--seeds needs a --config (its seeds go to runs/<config name>/seed_S) or --trainer.default_root_dir DIR "
@@ -196,13 +196,13 @@ def seed_runs(fit_args: list[str], seeds: list[int], root: Path) -> list[SeedRun
     return runs
 
 
-def _check_fit_args(fit_args: list[str]) -> None:
+def check_fit_args(fit_args: list[str]) -> None:
     if not fit_args or fit_args[0] != "fit":
         raise ConfigurationError("--seeds runs `rl-lightning fit`: write rl-lightning fit --config X.yaml --seeds 0-4.")
     for name in ("--model.init_args.seed", "--model.seed", "--seed_everything"):
-        if _option_values(fit_args, name):
+        if option_values(fit_args, name):
             raise ConfigurationError(f"--seeds sets each run's seed: leave out {name}.")
-    ckpt_paths = _option_values(fit_args, "--ckpt_path")
+    ckpt_paths = option_values(fit_args, "--ckpt_path")
     if ckpt_paths and ckpt_paths[-1] != "last":
         raise ConfigurationError(
             f"--ckpt_path {ckpt_paths[-1]} with --seeds: each seed resumes its own checkpoint, so only --ckpt_path "
@@ -222,7 +222,7 @@ def _checkpoint_dirpath(fit_args: list[str]) -> str | None:
         name, _, value = token.partition("=")
         if name.startswith("--trainer.callbacks") and name.endswith(".dirpath"):
             return value or "(on the command line)"
-    for config in _option_values(fit_args, "--config", "-c"):
+    for config in option_values(fit_args, "--config", "-c"):
         path = Path(config)
         content = yaml.safe_load(path.read_text()) if path.is_file() else None
         trainer = content.get("trainer") if isinstance(content, dict) else None
@@ -315,11 +315,12 @@ def _report_failure(run: SeedRun, reason: str, elapsed: float | None = None) -> 
         _say(f"    | {line}")
 
 
-def run_local(runs: list[SeedRun], parallel: int) -> list[int]:
+def run_local(runs: list[SeedRun], parallel: int, stop: threading.Event | None = None) -> list[int]:
     """Run the seeds' processes, at most ``parallel`` at a time, with a status line for each; returns the failed seeds.
 
     On Ctrl-C, or SIGTERM to this process (what a batch system sends at its time limit), the running seeds are
-    stopped and ``KeyboardInterrupt`` is raised.
+    stopped and ``KeyboardInterrupt`` is raised; likewise when ``stop`` is set (by the thread that took the signal,
+    where this runs in another).
     """
     pending = deque(runs)
     running: dict[int, tuple[SeedRun, subprocess.Popen, IO[str], float]] = {}
@@ -352,6 +353,8 @@ def run_local(runs: list[SeedRun], parallel: int) -> list[int]:
                 running[run.seed] = (run, process, log, time.monotonic())
                 _say(f"seed {run.seed}: started, output in {run.log}")
             time.sleep(_POLL_S)
+            if stop is not None and stop.is_set():
+                raise KeyboardInterrupt
             for seed, (run, process, log, started) in list(running.items()):
                 code = process.poll()
                 if code is None:
@@ -484,12 +487,12 @@ def main(argv: list[str]) -> int:
         raise ConfigurationError(f"--launcher {launcher}: choose local (the default) or slurm.")
     if slurm_options and launcher != "slurm":
         raise ConfigurationError(f"--{next(iter(slurm_options))} applies to --launcher slurm only.")
-    _check_fit_args(fit_args)
+    check_fit_args(fit_args)
     root = run_root(fit_args)
     runs = seed_runs(fit_args, seeds, root)
 
-    if _option_values(fit_args, "--ckpt_path"):
-        total = _config_value(
+    if option_values(fit_args, "--ckpt_path"):
+        total = config_value(
             fit_args, "model", "total_timesteps", ("--model.init_args.total_timesteps", "--model.total_timesteps")
         )
         try:
