@@ -21,8 +21,14 @@ class SumTree:
     Every interior sum is recomputed from its children whenever one of them changes, never adjusted by a
     difference, so sums do not drift however long the tree lives. The leaves are float32 (a priority needs no
     more, and a draw touches half the memory); the sums above them are float64, so that the top level's prefix
-    sum, the longest chain of additions, stays exact to far below one leaf's share of the total. Nothing is read
-    back to the host: writes and searches are batched tensor ops on ``device``.
+    sum, the longest chain of additions, stays exact to far below one leaf's share of the total. (In float32 the
+    top prefix of 15,625 block sums could be off by up to 15,625 * 2^-24 ~ 1e-3 of the total, a thousand mean
+    leaves' worth at 1M.) The draws are float64 too: float32's 24 bits give only 16 distinct targets per mean leaf
+    at 1M leaves, so a leaf far below the mean would be drawn in steps of 1/2^24 of the total, not in proportion.
+    Within a block the leaves are summed into float64 as well: ``searchsorted`` compares in one dtype, and casting
+    the targets down would cost the op that a float32 sum saves. Float64 costs no time on the top level's cumsum
+    (measured: 16 us float64, 18 us float32 at 15,625 sums), which is memory-bound. Nothing is read back to the
+    host: writes and searches are batched tensor ops on ``device``.
 
     Args:
         capacity: number of leaves (indices ``0 .. capacity - 1``); all start at 0.

@@ -297,6 +297,21 @@ def test_dqn_solves_cartpole_within_50k_env_steps():
     assert run.callback_metrics["val/return_mean"] >= 475
 
 
+@pytest.mark.learning
+def test_prioritized_dqn_solves_cartpole_within_30k_env_steps():
+    """experiments/per_dqn_cartpole.yaml (RL-Zoo's DQN set with proportional prioritized replay, its schedules over
+    50,000 env steps): deterministic eval >= 475 within 30,720 env steps, evaluated every 5,120 and stopped at the
+    first that reaches it."""
+    config = yaml.safe_load((EXPERIMENTS / "per_dqn_cartpole.yaml").read_text())["model"]["init_args"]
+    assert config["total_timesteps"] == 50_000
+    dqn = DQN(**{**config, "steps_per_epoch": 5_120})
+    run = trainer(callbacks=[EarlyStopping("val/return_mean", mode="max", stopping_threshold=475, patience=100)])
+    run.fit(dqn)
+    assert run.callback_metrics["val/return_mean"] >= 475
+    assert dqn.env_steps <= 30_720
+    assert isinstance(dqn.buffer, PrioritizedReplayBuffer)  # it learned from prioritized replay
+
+
 # ---------------------------------------------------------------------------------------------- Rainbow components
 @pytest.mark.parametrize(
     "options",
