@@ -301,7 +301,8 @@ def test_dqn_solves_cartpole_within_50k_env_steps():
 def test_prioritized_dqn_solves_cartpole_within_30k_env_steps():
     """experiments/per_dqn_cartpole.yaml (RL-Zoo's DQN set with proportional prioritized replay, its schedules over
     50,000 env steps): deterministic eval >= 475 within 30,720 env steps, evaluated every 5,120 and stopped at the
-    first that reaches it."""
+    first that reaches it. Seed 0: 74 s of CPU time on one thread for the whole pytest process (752 s of wall time
+    at a load average of 20 on 2 cores)."""
     config = yaml.safe_load((EXPERIMENTS / "per_dqn_cartpole.yaml").read_text())["model"]["init_args"]
     assert config["total_timesteps"] == 50_000
     dqn = DQN(**{**config, "steps_per_epoch": 5_120})
