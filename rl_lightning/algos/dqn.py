@@ -33,8 +33,9 @@ class DQN(OffPolicyAlgorithm):
 
     Options: ``distributional="categorical"`` (C51: return distributions on a fixed support, the KL divergence to
     the projected target) or ``"quantile"`` (QR-DQN: quantiles, the quantile Huber loss); ``noisy`` (parameter
-    noise explores, not epsilon); ``prioritized_replay`` (by each transition's loss). ``DQN(env, **RAINBOW)`` turns
-    every component on. Invalid actions under the env's masks (``info["action_mask"]``) are never picked.
+    noise explores, not epsilon); ``prioritized_replay`` (by ``|TD error|``, by the loss if distributional).
+    ``DQN(env, **RAINBOW)`` turns every component on. Invalid actions under the env's masks
+    (``info["action_mask"]``) are never picked.
 
     Args:
         env: env id, ``Env`` subclass or factory; its action space must be ``Discrete``.

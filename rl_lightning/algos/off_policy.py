@@ -56,8 +56,9 @@ class OffPolicyAlgorithm(RLAlgorithm):
         save_buffer: keep the replay buffer in checkpoints, so a resumed run continues exactly. Its size is
             reported when training starts; without it, a resumed run starts with an empty buffer.
         prioritized_replay: proportional prioritized replay (Schaul et al., 2016): transitions are drawn with
-            probability proportional to their last loss to the power ``prioritized_alpha``, and their losses
-            weighted by importance weights ``(N * P(i))^-beta / max``, beta annealed linearly to 1.
+            probability proportional to their last priority (``|TD error|``, or the loss the algorithm names) to
+            the power ``prioritized_alpha``, and their losses weighted by importance weights
+            ``(N * P(i))^-beta / max``, beta annealed linearly to 1.
         prioritized_alpha: how much the priorities count (0: uniform draws).
         prioritized_beta: the importance-weight exponent at the start (1 at ``total_timesteps``).
     """
