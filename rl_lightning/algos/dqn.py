@@ -31,11 +31,10 @@ from rl_lightning.nets import (
 class DQN(OffPolicyAlgorithm):
     """Deep Q-Network: regress ``Q(s, a)`` on ``r + gamma^n * max_a' Q_target(s', a')`` from replayed transitions.
 
-    Options: ``distributional="categorical"`` (C51: return distributions on a fixed support, the KL divergence to
-    the projected target) or ``"quantile"`` (QR-DQN: quantiles, the quantile Huber loss); ``noisy`` (parameter
-    noise explores, not epsilon); ``prioritized_replay`` (by ``|TD error|``, by the loss if distributional).
-    ``DQN(env, **RAINBOW)`` turns every component on. Invalid actions under the env's masks
-    (``info["action_mask"]``) are never picked.
+    Options: ``distributional="categorical"`` (C51: return distributions on a fixed support, the KL divergence to the
+    projected target) or ``"quantile"`` (QR-DQN: quantiles, the quantile Huber loss); ``noisy`` (parameter noise
+    explores, not epsilon); ``prioritized_replay`` (by ``|TD error|``, by the loss if distributional). ``DQN(env,
+    **RAINBOW)`` turns every component on. Invalid actions under the env's masks are never picked.
 
     Args:
         env: env id, ``Env`` subclass or factory; its action space must be ``Discrete``.
@@ -165,8 +164,7 @@ class DQN(OffPolicyAlgorithm):
             polyak_update(self.q_target, self.q_net, 1.0 - (1.0 - self.tau) ** due)
 
     def td_losses(self, batch: ReplayBatch) -> tuple[Tensor, Tensor | None, Tensor]:
-        """Losses against the target's outputs at the greedy ``a'`` (online-chosen under double Q), the new priorities
-        under prioritized replay (else None), and ``Q(s, a)`` to log."""
+        """Losses against the target's outputs at the greedy ``a'`` (double Q: online-chosen), priorities, Q(s, a)."""
         with torch.no_grad():
             next_out = self.q_target(batch.next_observations).float()
             chooser = self.q_net(batch.next_observations).float() if self.double_q else next_out
@@ -174,7 +172,7 @@ class DQN(OffPolicyAlgorithm):
         taken = self.head.select(self.q_net(batch.observations).float(), batch.actions)
         q = taken if taken.dim() == 1 else self.head.q_values(taken.detach())
         targets = (taken, next_taken, batch.rewards, batch.discounts, batch.terminations)
-        if batch.weights is None:  # uniform replay: the mean, one fused kernel for scalar values
+        if batch.weights is None:  # uniform replay: the mean, one fused kernel for scalar values; no priorities
             return self.head.losses(*targets, mean=True), None, q
         return *self.head.losses_and_priorities(*targets), q
 
