@@ -16,7 +16,7 @@ alternating its sides in one process (A, B, A, B, ...) so that the machine's loa
   and one interior level of block sums under a top searched whole (a blocked prefix sum), against the default.
 
 Everything runs on the CPU with one torch thread. Reported per side: microseconds per call (the median over
-rounds in wall time and in this thread's CPU time, and the least CPU time of a round), and the ratios to the
+rounds in wall time and in this process's CPU time, and the least CPU time of a round), and the ratios to the
 first side of the table (uniform replay; the default tree): medians of the per-round ratios, each round's first
 side run just before, and the ratio of the least CPU times. CPU time leaves out the time a busy machine keeps
 the process waiting for a core, and its least the rounds other processes disturbed most (they still evict its
@@ -85,10 +85,10 @@ def full_buffers(capacity: int) -> tuple[ReplayBuffer, PrioritizedReplayBuffer]:
 
 
 def timed(side: Side, steps: int) -> tuple[float, float]:
-    """Microseconds of wall time and of this thread's CPU time per step, over ``steps`` steps of ``side``."""
-    wall, cpu = time.perf_counter(), time.thread_time()
+    """Microseconds of wall time and of this process's CPU time per step, over ``steps`` steps of ``side``."""
+    wall, cpu = time.perf_counter(), time.process_time()
     side(steps)
-    return (time.perf_counter() - wall) / steps * 1e6, (time.thread_time() - cpu) / steps * 1e6
+    return (time.perf_counter() - wall) / steps * 1e6, (time.process_time() - cpu) / steps * 1e6
 
 
 class Row(NamedTuple):
@@ -98,7 +98,7 @@ class Row(NamedTuple):
     wall: float
     """Median wall time."""
     cpu: float
-    """Median CPU time of the thread."""
+    """Median CPU time of the process."""
     best_cpu: float
     """Least CPU time of a round: the least disturbed by other processes."""
     wall_ratio: float | None

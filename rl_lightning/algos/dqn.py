@@ -32,10 +32,10 @@ from rl_lightning.tree import first_leaf
 class DQN(OffPolicyAlgorithm):
     """Deep Q-Network: regress ``Q(s, a)`` on ``r + gamma^n * max_a' Q_target(s', a')`` from replayed transitions.
 
-    Options: ``distributional="categorical"`` (C51: return distributions on a fixed support, the KL divergence to
-    the projected target) or ``"quantile"`` (QR-DQN: quantiles, the quantile Huber loss); ``noisy`` (parameter
-    noise explores, not epsilon); ``prioritized_replay`` (by each transition's loss). ``DQN(env, **RAINBOW)`` turns
-    every component on. Invalid actions under the env's masks (``info["action_mask"]``) are never picked.
+    Options: ``distributional="categorical"`` (C51: return distributions on a fixed support, the KL divergence to the
+    projected target) or ``"quantile"`` (QR-DQN: quantiles, the quantile Huber loss); ``noisy`` (parameter noise
+    explores, not epsilon); ``prioritized_replay`` (by ``|TD error|``, by the loss if distributional). ``DQN(env,
+    **RAINBOW)`` turns every component on. Invalid actions under the env's masks are never picked.
 
     Args:
         env: env id, ``Env`` subclass or factory; its action space must be ``Discrete``.
@@ -165,24 +165,25 @@ class DQN(OffPolicyAlgorithm):
             self.target_updates += due
             polyak_update(self.q_target, self.q_net, 1.0 - (1.0 - self.tau) ** due)
 
-    def td_losses(self, batch: ReplayBatch) -> tuple[Tensor, Tensor]:
-        """Per-transition losses against the target's outputs at the greedy ``a'`` (online-chosen under double Q)."""
+    def td_losses(self, batch: ReplayBatch) -> tuple[Tensor, Tensor | None, Tensor]:
+        """Losses against the target's outputs at the greedy ``a'`` (double Q: online-chosen), priorities, Q(s, a)."""
         with torch.no_grad():
             next_out = self.q_target(batch.next_observations).float()
             chooser = self.q_net(batch.next_observations).float() if self.double_q else next_out
             next_taken = self.head.greedy(next_out, chooser, batch.next_action_masks)
         taken = self.head.select(self.q_net(batch.observations).float(), batch.actions)
-        # Per transition only where prioritized replay weights them: a mean is one fused kernel for scalar values.
-        mean = batch.weights is None
-        losses = self.head.losses(taken, next_taken, batch.rewards, batch.discounts, batch.terminations, mean)
-        return losses, taken if taken.dim() == 1 else self.head.q_values(taken.detach())  # and Q(s, a), to log
+        q = taken if taken.dim() == 1 else self.head.q_values(taken.detach())
+        targets = (taken, next_taken, batch.rewards, batch.discounts, batch.terminations)
+        if batch.weights is None:  # uniform replay: the mean, one fused kernel for scalar values; no priorities
+            return self.head.losses(*targets, mean=True), None, q
+        return *self.head.losses_and_priorities(*targets), q
 
     def update(self, batch: ReplayBatch) -> Tensor:
         self.update_target()
         for network in (self.q_net, self.q_target) if self.noisy else ():
             reset_noise(network, self.generator)
-        losses, q = self.td_losses(batch)
-        loss = self.replay_loss(batch, losses)
+        losses, priorities, q = self.td_losses(batch)
+        loss = self.replay_loss(batch, losses, priorities)
         self.update_stats.add(loss=loss, q_mean=q.mean())
         return loss
 

@@ -13,7 +13,13 @@ from torch.utils.data import DataLoader
 
 from rl_lightning import seeding
 from rl_lightning.algos.base import DEFAULT_EPOCH_STEPS, RLAlgorithm
-from rl_lightning.buffers import FrameStackReplayBuffer, PrioritizedReplayBuffer, ReplayBatch, ReplayBuffer
+from rl_lightning.buffers import (
+    FrameStackReplayBuffer,
+    PrioritizedFrameStackReplayBuffer,
+    PrioritizedReplayBuffer,
+    ReplayBatch,
+    ReplayBuffer,
+)
 from rl_lightning.data import ReplayDataset
 from rl_lightning.envs import EnvSpec, is_structured, observation_shape, torch_dtype
 from rl_lightning.errors import ConfigurationError, check_hyperparameters
@@ -32,6 +38,12 @@ def check_train_freq(train_freq: int, num_envs: int, world_size: int = 1) -> Non
         )
 
 
+def _batch_mean(losses: Tensor) -> Tensor:
+    """The mean over the batch (dim 0), summed over any other dims (one per critic)."""
+    mean = losses.mean(dim=0)
+    return mean.sum() if mean.dim() else mean
+
+
 class OffPolicyAlgorithm(RLAlgorithm):
     """An algorithm learning from a replay buffer: play ``train_freq`` env steps, take ``gradient_steps`` updates.
 
@@ -44,8 +56,9 @@ class OffPolicyAlgorithm(RLAlgorithm):
         save_buffer: keep the replay buffer in checkpoints, so a resumed run continues exactly. Its size is
             reported when training starts; without it, a resumed run starts with an empty buffer.
         prioritized_replay: proportional prioritized replay (Schaul et al., 2016): transitions are drawn with
-            probability proportional to their last loss to the power ``prioritized_alpha``, and their losses
-            weighted by importance weights ``(N * P(i))^-beta / max``, beta annealed linearly to 1.
+            probability proportional to their last priority (``|TD error|``, or the loss the algorithm names) to
+            the power ``prioritized_alpha``, and their losses weighted by importance weights
+            ``(N * P(i))^-beta / max``, beta annealed linearly to 1.
         prioritized_alpha: how much the priorities count (0: uniform draws).
         prioritized_beta: the importance-weight exponent at the start (1 at ``total_timesteps``).
     """
@@ -144,35 +157,48 @@ class OffPolicyAlgorithm(RLAlgorithm):
             "device": device,
             "seed": seeding.stream_seed(self.seed, "replay", self.global_rank),
         }
-        if stack is not None and stack.size > 1 and not is_structured(space):
-            if self.prioritized_replay or self.action_mask_size() is not None:
-                raise ConfigurationError(
-                    "the frame-stack replay buffer (chosen for frame-stacked observations) takes neither prioritized "
-                    "replay nor action masks yet: drop prioritized_replay, or the env's action masks."
-                )
-            frame_shape = space.shape[1:]
-            return FrameStackReplayBuffer(
-                self.buffer_size, frame_shape, torch_dtype(space), stack.size, stack.padding, **replay
-            )
-        replay["action_mask_size"] = self.action_mask_size()
+        prioritized = {}
         if self.prioritized_replay:
             prioritized = {"alpha": self.prioritized_alpha, "beta": self.prioritized_beta}
-            return PrioritizedReplayBuffer(
-                self.buffer_size, observation_shape(space), torch_dtype(space), **replay, **prioritized
-            )
-        return ReplayBuffer(self.buffer_size, observation_shape(space), torch_dtype(space), **replay)
+        if stack is not None and stack.size > 1 and not is_structured(space):
+            if self.action_mask_size() is not None:
+                raise ConfigurationError(
+                    "the frame-stack replay buffer (chosen for frame-stacked observations) takes no action masks yet: "
+                    "drop the env's action masks, or its frame stacking."
+                )
+            kind = PrioritizedFrameStackReplayBuffer if self.prioritized_replay else FrameStackReplayBuffer
+            frames = (space.shape[1:], torch_dtype(space), stack.size, stack.padding)
+            return kind(self.buffer_size, *frames, **replay, **prioritized)
+        replay["action_mask_size"] = self.action_mask_size()
+        kind = PrioritizedReplayBuffer if self.prioritized_replay else ReplayBuffer
+        return kind(self.buffer_size, observation_shape(space), torch_dtype(space), **replay, **prioritized)
 
-    def replay_loss(self, batch: ReplayBatch, losses: Tensor) -> Tensor:
-        """The mean of the batch's per-transition ``losses`` (or ``losses`` if already a mean), importance-weighted
-        under prioritized replay, where the losses also become the transitions' new priorities (and beta moves on
-        for the next batch)."""
+    def replay_loss(self, batch: ReplayBatch, losses: Tensor, priorities: Tensor | None = None) -> Tensor:
+        """The batch mean of per-transition ``losses`` (or ``losses`` if already a mean), importance-weighted under
+        prioritized replay, where ``priorities`` (default: the losses) become the transitions' new priorities (and
+        beta moves on for the next batch). ``losses`` of shape ``(batch, k)`` (one column per critic) are averaged
+        over the batch and summed over ``k``; give their ``priorities`` then, one per transition."""
         if batch.weights is None:
-            return losses if losses.dim() == 0 else losses.mean()
-        self.buffer.update_priorities(batch.indices, losses.detach())
+            return losses if losses.dim() == 0 else _batch_mean(losses)
+        self.buffer.update_priorities(batch.indices, losses.detach() if priorities is None else priorities)
         self.buffer.beta = self.prioritized_beta + min(1.0, self.env_steps / self.total_timesteps) * (
             1.0 - self.prioritized_beta
         )
-        return (batch.weights * losses).mean()
+        weights = batch.weights if losses.dim() == 1 else batch.weights.unsqueeze(1)
+        return _batch_mean(weights * losses)
+
+    def critic_loss(self, batch: ReplayBatch, q: Tensor, target: Tensor) -> Tensor:
+        """``sum_i mean_batch (Q_i(s, a) - target)^2`` over the critics' values ``q`` ``(batch, n_critics)``, through
+        :meth:`replay_loss`.
+
+        Under prioritized replay a transition's new priority is the largest of its critics' ``|TD error|``, not
+        their mean: every critic is trained on the transition, so it is learned only once the worst-fitting critic
+        fits it, and a mean would let one critic's small error hide the other's large one. (LAP, Fujimoto et al.,
+        2020, prioritises TD3 by the larger of its two critics' errors too.)
+        """
+        td_errors = q - target.unsqueeze(1)
+        priorities = None if batch.weights is None else td_errors.detach().abs().amax(1)
+        return self.replay_loss(batch, td_errors.square(), priorities)
 
     @torch.no_grad()
     def uniform_actions(self, batch: int, action_dim: int, device: torch.device) -> Tensor:

@@ -167,7 +167,7 @@ class SAC(OffPolicyAlgorithm):
         # Critics: regress on the soft TD target.
         target = self.td_target(batch, ent_coef)
         q = self.critic(batch.observations, self.action_scaling.from_bounds(batch.actions)).float()
-        critic_loss = 0.5 * (q - target.unsqueeze(1)).square().mean(dim=0).sum()
+        critic_loss = 0.5 * self.critic_loss(batch, q, target)
         self.minimize(critic_optimizer, critic_loss)
         self.update_stats.add(critic_loss=critic_loss, q_mean=q.mean())
         self.updates += 1

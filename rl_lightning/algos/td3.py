@@ -171,7 +171,7 @@ class TD3(OffPolicyAlgorithm):
         # Critics: regress on the clipped double-Q target.
         target = self.td_target(batch)
         q = self.critic(batch.observations, self.action_scaling.from_bounds(batch.actions)).float()
-        critic_loss = (q - target.unsqueeze(1)).square().mean(dim=0).sum()
+        critic_loss = self.critic_loss(batch, q, target)
         self.minimize(critic_optimizer, critic_loss)
         self.update_stats.add(critic_loss=critic_loss, q_mean=q.mean())
         self.updates += 1

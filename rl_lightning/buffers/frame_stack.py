@@ -132,17 +132,26 @@ class FrameStackReplayBuffer(ReplayBuffer):
         self._row_first_frame[rows] = self._add_starts[0]
         self.sampleable = min(self.sampleable + count, self.capacity)
         # Transitions whose first frame the ring has overwritten leave, oldest first.
-        first_kept = self._frames_added - self.frame_capacity
+        first_kept, kept = self._frames_added - self.frame_capacity, self.sampleable
         while self.sampleable and self._row_first_frame[(self.position - self.sampleable) % self.capacity] < first_kept:
             self.sampleable -= 1
+        if self.sampleable < kept:
+            self._rows_left((self.position - kept) % self.capacity, kept - self.sampleable)
         return count
+
+    def _rows_left(self, start: int, count: int) -> None:
+        """The ``count`` rows from ``start`` on (wrapping past the ring's end) left the sampleable ones early: nothing
+        to do here (draws never reach them); a prioritized buffer zeroes their priorities."""
 
     def gather(self, index: Tensor) -> ReplayBatch:
         """The transitions at ``index`` (positions in the storage), their observations stacked from the frames."""
+        return ReplayBatch(**self._gather(index))
+
+    def _gather(self, index: Tensor) -> dict[str, Tensor]:
         rows = {name: tensor[index] for name, tensor in self.storage.items()}
         for name in ("observations", "next_observations"):
             rows[name] = self.frames[rows[name].long()]
-        return ReplayBatch(**rows)
+        return rows
 
     def sample(self, batch_size: int) -> ReplayBatch:
         """``batch_size`` transitions drawn uniformly, with replacement, from those whose frames are all kept.

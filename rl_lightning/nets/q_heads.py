@@ -39,6 +39,14 @@ class _QHead(nn.Module, abc.ABC):
     ) -> Tensor:
         """Per-transition TD losses of the taken actions' outputs (their mean when ``mean``)."""
 
+    def losses_and_priorities(
+        self, taken: Tensor, next_taken: Tensor, rewards: Tensor, discounts: Tensor, ends: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Per-transition losses, and the transitions' new priorities under prioritized replay (whose magnitudes
+        count; no gradient flows): by default the losses themselves."""
+        losses = self.losses(taken, next_taken, rewards, discounts, ends)
+        return losses, losses.detach()
+
     @staticmethod
     def select(outputs: Tensor, actions: Tensor) -> Tensor:
         """The outputs ``(batch, n_actions, ...)`` of the given ``(batch,)`` actions: ``(batch, ...)``."""
@@ -58,6 +66,9 @@ class _QHead(nn.Module, abc.ABC):
 
 class ScalarQHead(_QHead):
     """One value per action; the loss of ``Q(s, a)`` against ``r + discount * (1 - term) * Q_target(s', a')``.
+
+    The priority is the TD error's magnitude ``|target - Q(s, a)|`` (Schaul et al., 2016), not the loss: the Huber
+    loss squares small errors, which would make the draws depend on the error scale's distance from 1.
 
     Args:
         loss: ``"huber"`` (smooth L1, the Nature paper's) or ``"mse"``.
@@ -83,6 +94,13 @@ class ScalarQHead(_QHead):
         mean, in one fused kernel, when ``mean``)."""
         return self.loss(taken, rewards + discounts * (1.0 - ends) * next_taken, reduction="mean" if mean else "none")
 
+    def losses_and_priorities(
+        self, taken: Tensor, next_taken: Tensor, rewards: Tensor, discounts: Tensor, ends: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """The per-transition losses, and the TD errors ``Q(s, a) - target`` (their sign is dropped as priorities)."""
+        target = rewards + discounts * (1.0 - ends) * next_taken
+        return self.loss(taken, target, reduction="none"), taken.detach() - target
+
 
 class CategoricalQHead(_QHead):
     """C51: logits of each action's return distribution on ``n_atoms`` points from ``v_min`` to ``v_max``; the
@@ -104,7 +122,12 @@ class CategoricalQHead(_QHead):
 
 
 class QuantileQHead(_QHead):
-    """QR-DQN: quantiles of each action's return distribution; the quantile Huber loss against the target's."""
+    """QR-DQN: quantiles of each action's return distribution; the quantile Huber loss against the target's.
+
+    The priority is that loss too, as C51's is its cross-entropy in Rainbow: it measures how far the whole predicted
+    distribution is from the target's (the quantile regression loss), so a transition whose returns are spread
+    wrongly keeps being drawn even where the mean is right; the mean's TD error alone would miss that.
+    """
 
     def __init__(self, kappa: float = 1.0) -> None:
         super().__init__()

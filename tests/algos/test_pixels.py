@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rl_lightning import DQN, PPO
-from rl_lightning.buffers import FrameStackReplayBuffer, ReplayBuffer
+from rl_lightning.buffers import FrameStackReplayBuffer, PrioritizedFrameStackReplayBuffer, ReplayBuffer
 from rl_lightning.envs import AtariPreset, MinAtarPreset
 from rl_lightning.errors import ConfigurationError
 from rl_lightning.nets import NatureCNN, SmallImageCNN, make_encoder
@@ -24,6 +24,8 @@ def test_atari_dqn_stores_each_frame_once_and_samples_uint8_stacks() -> None:
     assert isinstance(buffer, FrameStackReplayBuffer) and buffer.frames.shape[1:] == (84, 84)
     assert buffer.frames.dtype == torch.uint8
     assert isinstance(DQN("CartPole-v1", **DQN_SMALL).make_buffer("cpu"), ReplayBuffer)
+    dqn.prioritized_replay = True  # as DQN(..., prioritized_replay=True) sets it
+    assert isinstance(dqn.make_buffer("cpu"), PrioritizedFrameStackReplayBuffer)
 
 
 def test_minatar_ppo_takes_the_small_image_cnn() -> None:

@@ -78,8 +78,9 @@ class ResumeProbe(Callback):
 
 # Tiny runs of four epochs; DQN with 2 envs and 3-step returns, Rainbow's DQN (prioritized replay's sum tree, noisy
 # layers, C51) on an env with valid-action masks (kept by the collector and with each replayed transition), PPO with
-# both normalizers and a learning-rate schedule, PPO on torch CartPole, SAC on Pendulum. Where each is killed: DQN
-# while writing epoch 2's checkpoint, the others mid-epoch 2.
+# both normalizers and a learning-rate schedule, PPO on torch CartPole, SAC on Pendulum with prioritized replay (the
+# critics' TD errors as priorities). Where each is killed: DQN while writing epoch 2's checkpoint, the others
+# mid-epoch 2.
 RUNS: dict[str, dict[str, Any]] = {
     "dqn": {
         "kill": {KILL_IN_SAVE: "2"},
@@ -222,6 +223,7 @@ RUNS: dict[str, dict[str, Any]] = {
             hidden_sizes=[32],
             learning_starts=64,
             batch_size=32,
+            prioritized_replay=True,
             total_timesteps=512,
             steps_per_epoch=128,
             eval_episodes=1,

@@ -15,7 +15,7 @@ from torch import nn
 
 from rl_lightning import SAC, ConfigurationError
 from rl_lightning.algos.schedules import parse_ent_coef
-from rl_lightning.buffers import ReplayBatch
+from rl_lightning.buffers import PrioritizedReplayBuffer, ReplayBatch
 from rl_lightning.nets import example_observations, sample_squashed_gaussian
 from tests.helpers import CONTINUOUS_SMALL as SMALL
 from tests.helpers import trainer
@@ -75,6 +75,15 @@ def test_soft_td_target_on_known_values():
     min_q = torch.minimum(total + next_actions[:, 0], 2 * total - next_actions[:, 0])
     assert target[0].item() == pytest.approx(1.0 + 0.9 * (min_q[0] - 0.5 * log_prob[0]).item(), rel=1e-6)
     assert target[1].item() == pytest.approx(2.0)  # terminated: no bootstrap
+
+
+def test_prioritized_replay_anneals_beta_and_moves_the_priorities_of_the_critics_batches():
+    sac = SAC(prioritized_replay=True, **SMALL)
+    trainer().fit(sac)
+    assert isinstance(sac.buffer, PrioritizedReplayBuffer)
+    assert sac.buffer.beta > sac.prioritized_beta  # annealed toward 1 as env steps pass
+    # Each update wrote back max |TD error| + epsilon; the first 64 transitions were stored at priority 1.
+    assert (sac.buffer.tree.leaves[: len(sac.buffer)] != 1.0).sum() > 100
 
 
 def test_actions_are_uniform_before_learning_starts_then_from_the_policy_within_the_bounds():

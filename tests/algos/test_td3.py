@@ -13,7 +13,7 @@ from torch import nn
 
 from rl_lightning import DDPG, TD3, ConfigurationError
 from rl_lightning.algos.td3 import smooth_target_actions
-from rl_lightning.buffers import ReplayBatch
+from rl_lightning.buffers import PrioritizedReplayBuffer, ReplayBatch
 from rl_lightning.cli import load_algorithm
 from rl_lightning.nets import example_observations
 from tests.helpers import CONTINUOUS_SMALL as SMALL
@@ -70,6 +70,26 @@ def test_clipped_double_q_target_on_known_values():
     smoothed = smooth_target_actions(torch.full((2, 1), 0.5), 0.2, 0.5, torch.Generator().manual_seed(3))
     a = smoothed[0, 0]
     assert td3.td_target(batch)[0].item() == pytest.approx(1.0 + 0.9 * min(1.5 + a, 3.0 - a).item())
+
+
+@pytest.mark.parametrize("algorithm", [TD3, DDPG])
+def test_prioritized_replay_weights_the_critic_losses_and_hands_back_the_largest_critic_td_error(algorithm):
+    model = algorithm(prioritized_replay=True, **SMALL)
+    model.buffer = PrioritizedReplayBuffer(4, (3,), torch.float32, (1,), torch.float32, alpha=1.0, epsilon=0.01)
+    batch = ReplayBatch(
+        observations=torch.zeros(2, 3), actions=torch.zeros(2, 1), rewards=torch.zeros(2),
+        next_observations=torch.zeros(2, 3), terminations=torch.zeros(2), discounts=torch.ones(2),
+        indices=torch.tensor([2, 0]), weights=torch.tensor([1.0, 0.5]),
+    )  # fmt: skip
+    q, target = torch.tensor([[1.0, 2.0], [0.0, -1.0]]), torch.tensor([0.5, 1.0])  # TD errors (0.5, 1.5), (-1, -2)
+    if algorithm is DDPG:  # one critic: its own TD errors 0.5 and -1
+        loss = model.critic_loss(batch, q[:, :1], target)
+        assert loss.item() == pytest.approx((0.25 + 0.5 * 1.0) / 2)
+        assert model.buffer.tree.leaves.tolist() == pytest.approx([1.01, 0.0, 0.51, 0.0])
+    else:  # squares (0.25, 2.25), (1, 4) weighted 1 and 0.5, batch means 0.375 and 2.125, summed over critics
+        loss = model.critic_loss(batch, q, target)
+        assert loss.item() == pytest.approx(0.375 + 2.125)
+        assert model.buffer.tree.leaves.tolist() == pytest.approx([2.01, 0.0, 1.51, 0.0])  # max |TD| + epsilon
 
 
 def test_exploration_noise_and_warm_up():

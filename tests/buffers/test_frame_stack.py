@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rl_lightning.buffers import FrameStackReplayBuffer, ReplayBuffer
+from rl_lightning.buffers import (
+    FrameStackReplayBuffer,
+    PrioritizedFrameStackReplayBuffer,
+    PrioritizedReplayBuffer,
+    ReplayBuffer,
+)
 from rl_lightning.data import Collector
 from tests.toy_envs import stacked_frames_vector_env
 
@@ -108,4 +113,75 @@ def test_restarted_envs_store_their_first_observations_whole() -> None:
     collector.reset(seed=7)
     play(collector, 10, plain, lean)
     assert_same_rows(plain, lean, torch.arange(len(plain)))
+    collector.close()
+
+
+# ---------------------------------------------------------------------------------------------- prioritized
+def prioritized_buffers(
+    capacity: int, n_step: int, episode_length: int = 32
+) -> tuple[PrioritizedReplayBuffer, PrioritizedFrameStackReplayBuffer]:
+    common = {"num_envs": NUM_ENVS, "n_step": n_step, "gamma": 0.9, "seed": 5, "alpha": 0.7, "beta": 0.5}
+    plain = PrioritizedReplayBuffer(capacity, (STACK, 2, 3), torch.uint8, (), torch.long, **common)
+    lean = PrioritizedFrameStackReplayBuffer(
+        capacity, (2, 3), torch.uint8, STACK, "reset", (), torch.long, episode_length=episode_length, **common
+    )
+    return plain, lean
+
+
+def learn(*targets: PrioritizedReplayBuffer, rounds: int = 3) -> None:
+    """Draw batches and hand back priorities that depend on what was drawn (the mean pixel: any batch's
+    function), the same for every target, checking that all draw the same batches."""
+    for _ in range(rounds):
+        batches = [target.sample(16) for target in targets]
+        for batch in batches[1:]:
+            for part, expected in zip(batch, batches[0], strict=True):
+                assert (part is None and expected is None) or torch.equal(part, expected)
+        for target, batch in zip(targets, batches, strict=True):
+            target.update_priorities(batch.indices, batch.observations.float().mean((1, 2, 3)) + batch.rewards)
+
+
+@pytest.mark.parametrize("n_step", [1, 3])
+def test_prioritized_frame_stacks_draw_as_the_prioritized_plain_buffer(n_step: int) -> None:
+    plain, lean = prioritized_buffers(capacity=60, n_step=n_step)
+    collector = Collector(stacked_frames_vector_env(NUM_ENVS, STACK, "reset"))
+    collector.reset(seed=8)
+    for _ in range(8):  # random episodes, wrapping around the ring, learning between plays
+        play(collector, 10, plain, lean)
+        learn(plain, lean)
+    assert len(lean) == lean.sampleable == 60
+    assert torch.equal(plain.tree.leaves, lean.tree.leaves)
+    assert len(set(lean.tree.leaves.tolist())) > 10  # the priorities moved apart
+    collector.close()
+
+
+def test_prioritized_frame_stacks_resume_from_their_state_dict() -> None:
+    lean = prioritized_buffers(capacity=60, n_step=3)[1]
+    collector = Collector(stacked_frames_vector_env(NUM_ENVS, STACK, "reset"))
+    collector.reset(seed=9)
+    play(collector, 30, lean)
+    learn(lean)
+    restored = prioritized_buffers(capacity=60, n_step=3)[1]
+    restored.load_state_dict(lean.state_dict())
+    for _ in range(2):
+        play(collector, 10, lean, restored)
+        learn(lean, restored)  # the same batches, priorities and weights
+    assert torch.equal(lean.tree.leaves, restored.tree.leaves)
+    collector.close()
+
+
+def test_prioritized_frame_stacks_never_draw_a_transition_that_left_early() -> None:
+    _, lean = prioritized_buffers(capacity=90, n_step=1, episode_length=32)
+    collector = Collector(stacked_frames_vector_env(NUM_ENVS, STACK, "reset", termination_probability=0.5))
+    collector.reset(seed=4)
+    play(collector, 150, lean)  # episodes of about 2 steps: frames run out before transitions do
+    assert 0 < lean.sampleable < len(lean) == 90
+    kept = ((torch.arange(lean.sampleable) + lean.position - lean.sampleable) % 90).tolist()
+    assert [i for i, p in enumerate(lean.tree.leaves.tolist()) if p > 0] == sorted(kept)
+    assert set(lean.sample(256).indices.tolist()) <= set(kept)
+    # A uniform frame-stack buffer's state loads with equal priorities for the kept transitions, 0 for the others.
+    uniform = FrameStackReplayBuffer(90, (2, 3), torch.uint8, STACK, "reset", (), torch.long, num_envs=NUM_ENVS)
+    uniform.load_state_dict(lean.state_dict())
+    converted = prioritized_buffers(capacity=90, n_step=1, episode_length=32)[1]
+    converted.load_state_dict(FrameStackReplayBuffer.state_dict(uniform))
+    assert converted.tree.leaves.tolist() == [1.0 if i in kept else 0.0 for i in range(90)]
     collector.close()

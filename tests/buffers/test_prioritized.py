@@ -93,12 +93,12 @@ def test_alpha_zero_draws_uniformly() -> None:
     assert buffer.sample(8).indices.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
 
 
-def test_a_transition_drawn_twice_keeps_its_last_priority() -> None:
+def test_a_transition_drawn_twice_keeps_its_largest_priority() -> None:
     buffer = make_buffer(capacity=8, alpha=1.0, epsilon=0.5)
     add_counting(buffer, 0, 3)
-    buffer.update_priorities(torch.tensor([1, 0, 1, 1, 0]), torch.tensor([9.0, 2.5, 0.5, 3.5, 1.5]))
-    assert priorities(buffer) == [2, 4, 1]
-    assert buffer.tree.total().item() == 7.0
+    buffer.update_priorities(torch.tensor([1, 0, 1, 1, 0]), torch.tensor([3.5, 1.5, 0.5, -1.5, 2.5]))
+    assert priorities(buffer) == [3, 4, 1]
+    assert buffer.tree.total().item() == 8.0
 
 
 def test_n_step_transitions_of_several_envs_wrap_around_with_their_priorities() -> None:

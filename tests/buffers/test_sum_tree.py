@@ -50,15 +50,15 @@ def test_set_writes_leaves_and_every_sum_above_them(shape: tuple[int, int]) -> N
         assert level_sums(tree)[1:] == [[1, 0.5, 8, 4, 0, 0], [9.5, 4]]
 
 
-def test_repeated_indices_keep_their_last_value(shape: tuple[int, int]) -> None:
+def test_repeated_indices_keep_their_largest_value_over_the_old_one(shape: tuple[int, int]) -> None:
     tree = SumTree(10, *shape)
-    tree.set(torch.tensor([2, 2, 5, 2, 5, 7]), torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0]))
+    tree.set(torch.tensor([2, 2, 5, 2, 5, 7]), torch.tensor([1.0, 4.0, 3.0, 2.0, 5.0, 6.0]))
     leaves = [0, 0, 4, 0, 0, 5, 0, 6, 0, 0]
     assert tree.leaves.tolist() == leaves
     assert level_sums(tree) == expected_levels(leaves, shape[0], SHAPES[shape])
-    # A later batch whose repeats come in another order: still the last one's value.
-    tree.set(torch.tensor([5, 2, 5, 5]), torch.tensor([9.0, 1.0, 7.0, 0.25]))
-    leaves = [0, 0, 1, 0, 0, 0.25, 0, 6, 0, 0]
+    # Lower values than the leaves hold replace them: the old value takes no part in the maximum.
+    tree.set(torch.tensor([5, 2, 5, 5]), torch.tensor([0.5, 1.0, 0.75, 0.25]))
+    leaves = [0, 0, 1, 0, 0, 0.75, 0, 6, 0, 0]
     assert level_sums(tree) == expected_levels(leaves, shape[0], SHAPES[shape])
 
 
