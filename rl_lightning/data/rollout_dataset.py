@@ -11,7 +11,7 @@ from torch import Tensor
 from torch.utils.data import IterableDataset
 
 from rl_lightning.buffers import RolloutBatch, RolloutBuffer
-from rl_lightning.data.collector import Collector
+from rl_lightning.data.collector import Collector, refuse_faults
 from rl_lightning.distributed import min_over_ranks
 
 
@@ -126,6 +126,8 @@ class RolloutDataset(IterableDataset):
                 action_masks,
             )
             learner.env_steps += self.steps_per_env_step
+        if collector.check_finite:  # before anything learns from the rollout (a torch env's values: one sync)
+            refuse_faults(collector)
         buffer.compute_returns_and_advantages(learner.predict_values(collector.observations))
 
     def minibatches(self) -> Iterator[RolloutBatch]:
