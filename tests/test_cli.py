@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from rl_lightning import PPO, ConfigurationError
-from rl_lightning.cli import _build_algorithm, main
+from rl_lightning.cli import main
+from rl_lightning.commands import _build_algorithm
 
 CONFIG = str(Path(__file__).resolve().parents[1] / "experiments" / "dqn_cartpole.yaml")
 TINY = [
@@ -178,3 +182,34 @@ def test_an_env_module_in_the_current_directory_is_importable(tmp_path, capsys, 
     assert run("fit", "--config", CONFIG, "--model.init_args.env=my_envs_here:MyCartPole-v0",
                "--model.init_args.learning_starts=50000") == 2
     assert "learning_starts=50000 is not below total_timesteps" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["--help"], ["evaluate", "--help"]])
+def test_help_lists_the_commands_and_imports_neither_torch_nor_lightning(command: list[str]) -> None:
+    """In a fresh interpreter (this one has torch already): the help is printed, and what loaded it is light."""
+    probe = (
+        "import sys\nfrom rl_lightning.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as exit_:\n"
+        "    assert not exit_.code, exit_.code\n"
+        "print('heavy:', sorted(m for m in ('torch', 'lightning', 'numpy', 'gymnasium') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, *command], capture_output=True, text=True, timeout=120, check=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    assert result.stdout.splitlines()[-1] == "heavy: []", result.stdout
+    if command == ["--help"]:
+        assert "evaluate (play a trained agent from a checkpoint" in result.stdout
+    else:
+        assert "usage: rl-lightning evaluate [-h] --ckpt_path CKPT_PATH" in result.stdout
+
+
+def test_the_package_names_its_algorithms_when_first_used() -> None:
+    import rl_lightning
+    from rl_lightning.algos.base import RLAlgorithm
+    from rl_lightning.callbacks.progress import use_env_step_progress_bar
+
+    assert rl_lightning.DQN is __import__("rl_lightning.algos", fromlist=["DQN"]).DQN
+    assert use_env_step_progress_bar in RLAlgorithm.trainer_adjustments  # wired once, whichever import came first
+    assert RLAlgorithm.trainer_adjustments.count(use_env_step_progress_bar) == 1
+    with pytest.raises(AttributeError, match="has no attribute 'DQNN'"):
+        rl_lightning.DQNN  # noqa: B018
