@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import torch
-from jsonargparse import ArgumentError, ArgumentParser
+from jsonargparse import ArgumentError, ArgumentParser, Namespace
 from lightning.pytorch import Trainer
 from lightning.pytorch.accelerators import CPUAccelerator
-from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities import rank_zero_info
@@ -120,7 +120,12 @@ class RLCLI(LightningCLI):
     """
 
     def __init__(self, args: Sequence[str] | None = None) -> None:
-        self._argv = list(sys.argv[1:] if args is None else args)
+        argv = list(sys.argv[1:] if args is None else args)
+        # --print_config is answered here, once the Trainer is built (after_instantiate_classes), not by jsonargparse
+        # while parsing: the defaults this CLI adds (logger, checkpoint folders, progress bar) are then in it.
+        printing = [arg for arg in argv if arg == "--print_config" or arg.startswith("--print_config=")]
+        self._print_config = printing[-1].partition("=")[2].split(",") if printing else None
+        self._argv = [arg for arg in argv if arg not in printing]
         self._resume: Resume | None = None
         self._fit_start = 0.0
         super().__init__(
@@ -131,7 +136,7 @@ class RLCLI(LightningCLI):
             auto_configure_optimizers=False,
             parser_class=_ConciseParser,
             parser_kwargs={"prog": "rl-lightning", "description": COMMANDS},
-            args=args,
+            args=args if self._print_config is None else self._argv,
         )
 
     @staticmethod
@@ -162,7 +167,8 @@ class RLCLI(LightningCLI):
         root = Path(config.trainer.default_root_dir or ".")
         ckpt_path = config.get("ckpt_path")
         if ckpt_path is None:
-            refuse_a_second_run(root)
+            if self._print_config is None:
+                refuse_a_second_run(root)
             return
         path = Path(ckpt_path) if ckpt_path != "last" else find_last_checkpoint(self._checkpoint_folders(config))
         if path is None:
@@ -227,6 +233,42 @@ class RLCLI(LightningCLI):
         if threads is not None:
             torch.set_num_threads(threads)
         return trainer
+
+    def after_instantiate_classes(self) -> None:
+        if self._print_config is not None:
+            print(self._effective_config(), end="")
+            sys.exit(0)
+
+    def _effective_config(self) -> str:
+        """The subcommand's config as the run will use it: with the logger, checkpoint folders, progress bar and
+        threads that :meth:`instantiate_trainer` chose where the config left them to the CLI."""
+        trainer, subcommand = self.trainer, self.subcommand
+        config = self.config[subcommand].clone()
+        given = self._get(self.config_init, "trainer", default={})
+        if given.get("logger") in (None, True) and isinstance(trainer.logger, CSVLogger):
+            config.trainer.logger = Namespace(
+                class_path=f"{CSVLogger.__module__}.{CSVLogger.__qualname__}",
+                init_args=Namespace(save_dir=trainer.logger.save_dir, name=trainer.logger.name),
+            )
+        configured = given.get("callbacks") or []
+        configured = configured if isinstance(configured, list) else [configured]
+        callbacks = config.trainer.callbacks or []
+        callbacks = list(callbacks) if isinstance(callbacks, list) else [callbacks]
+        # (LightningCLI appends callbacks of its own to the instantiated list: the config's come first.)
+        for callback, entry in zip(configured[: len(callbacks)], callbacks, strict=True):
+            if isinstance(callback, ModelCheckpoint) and entry.get("init_args") is not None:
+                entry.init_args.dirpath = callback.dirpath
+        for callback in trainer.callbacks:
+            if isinstance(callback, ModelCheckpoint) and callback not in configured:  # the CLI's default one
+                init_args = Namespace(dirpath=callback.dirpath, filename=callback.filename, save_top_k=1)
+                class_path = f"{ModelCheckpoint.__module__.rpartition('.')[0]}.{ModelCheckpoint.__qualname__}"
+                callbacks.append(Namespace(class_path=class_path, init_args=init_args))
+            elif isinstance(callback, RLProgressBar) and callback not in configured:
+                callbacks.append(Namespace(class_path="rl_lightning.callbacks.RLProgressBar"))
+        config.trainer.callbacks = callbacks
+        config.threads = torch.get_num_threads()
+        skip_null = {"skip_none": True} if "skip_null" in self._print_config else {}
+        return self._parser(subcommand).dump(config, skip_validation=True, **skip_null)
 
     def _tracking_defaults(self) -> dict[str, Any]:
         """The CSV logger and the env-step progress bar, where the config names no logger or progress bar."""

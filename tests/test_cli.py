@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from rl_lightning import PPO, ConfigurationError
 from rl_lightning.cli import main
@@ -213,3 +214,43 @@ def test_the_package_names_its_algorithms_when_first_used() -> None:
     assert RLAlgorithm.trainer_adjustments.count(use_env_step_progress_bar) == 1
     with pytest.raises(AttributeError, match="has no attribute 'DQNN'"):
         rl_lightning.DQNN  # noqa: B018
+
+
+def test_print_config_shows_the_logger_checkpoint_folders_and_threads_that_fit_uses(tmp_path, capsys):
+    """The config names no logger and checkpoint callbacks without a folder: the printed config has what the CLI
+    puts there, and a fit of the printed config writes exactly there (and writes nothing while printing)."""
+    root = tmp_path / "run"
+    arguments = ["fit", "--config", CONFIG, *TINY, f"--trainer.default_root_dir={root}"]
+    assert run(*arguments, "--print_config") == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert list(tmp_path.iterdir()) == []
+    trainer_config = printed["trainer"]
+    assert trainer_config["logger"] == {
+        "class_path": "lightning.pytorch.loggers.csv_logs.CSVLogger",
+        "init_args": {"save_dir": str(root), "name": "lightning_logs"},
+    }
+    callbacks = trainer_config["callbacks"]
+    assert [c["init_args"]["dirpath"] for c in callbacks[:2]] == [str(root / "checkpoints")] * 2
+    assert [c["init_args"]["filename"] for c in callbacks[:2]] == ["last", "best-{epoch}"]
+    assert callbacks[2:] == []  # the config turns the progress bar off
+    assert printed["threads"] == 1
+
+    (tmp_path / "printed.yaml").write_text(yaml.safe_dump(printed))
+    assert run("fit", "--config", str(tmp_path / "printed.yaml")) == 0
+    assert (root / "checkpoints" / "last.ckpt").is_file()
+    assert (root / "lightning_logs" / "version_0" / "metrics.csv").is_file()
+
+
+def test_print_config_of_a_config_without_checkpoint_callbacks_shows_the_clis_own(tmp_path, capsys):
+    config = tmp_path / "plain.yaml"
+    model = {"class_path": "rl_lightning.DQN", "init_args": {"env": "CartPole-v1"}}
+    config.write_text(yaml.safe_dump({"model": model}))
+    assert run("fit", "--config", str(config), "--trainer.default_root_dir=run", "--print_config") == 0
+    callbacks = yaml.safe_load(capsys.readouterr().out)["trainer"]["callbacks"]
+    assert callbacks == [  # in the Trainer's order: last.ckpt is written after every other callback's epoch end
+        {"class_path": "rl_lightning.callbacks.RLProgressBar"},
+        {
+            "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+            "init_args": {"dirpath": str(tmp_path / "run" / "checkpoints"), "filename": "last", "save_top_k": 1},
+        },
+    ]
