@@ -209,6 +209,8 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, ActionM
         for logger in self.loggers:
             if hasattr(logger, "describe_run"):
                 logger.describe_run(self.run_description())
+            if hasattr(logger, "use_run_folder"):  # a logger writing files of its own puts them in the run's folder
+                logger.use_run_folder(self.trainer.default_root_dir)
         checkpointing.use_resume_checkpoints(self.trainer)
         for adjust in self.trainer_adjustments:
             adjust(self.trainer)
