@@ -111,6 +111,10 @@ class WandbLogger(LightningWandbLogger):
             tags=tags,
             **kwargs,
         )
+        if self._wandb_init.get("anonymous") is None:
+            # Lightning passes anonymous=None when not asked, which wandb warns about on every run as a
+            # setting with no effect; one the user asked for stays, with wandb's warning.
+            self._wandb_init.pop("anonymous", None)
         self.log_checkpoints = log_checkpoints
         self.last_evaluation: dict[str, float] = {}
         """The ``val/*`` metrics of the last evaluation logged, with ``val/env_steps``."""
