@@ -52,6 +52,7 @@ from rl_lightning.runs import (
     plain,
     plan_resume,
     refuse_a_second_run,
+    refuse_an_unwritable_folder,
 )
 
 
@@ -165,6 +166,8 @@ class RLCLI(LightningCLI):
             return
         config = self.config[subcommand]
         root = Path(config.trainer.default_root_dir or ".")
+        for folder in (root, *self._checkpoint_folders(config)):  # the run and its checkpoints, wherever they go
+            refuse_an_unwritable_folder(folder)
         ckpt_path = config.get("ckpt_path")
         if ckpt_path is None:
             if self._print_config is None:
