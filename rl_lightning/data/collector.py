@@ -24,6 +24,9 @@ from rl_lightning.envs import (
 from rl_lightning.envs.torch_vector import where_rows
 from rl_lightning.errors import ConfigurationError, RunFault
 
+NEVER = torch.iinfo(torch.int64).max
+"""The step recorded for an env whose values have all been finite."""
+
 EVAL_CHECK_EVERY = 16
 """Vector steps between two checks (host syncs) of whether a torch env's evaluation has played its episodes."""
 
@@ -176,10 +179,10 @@ class Collector:
         self.device_episodes = DeviceEpisodes(self.num_envs, self.device) if self.on_device else None
         self._device_autoreset = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
         self._device_starts = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
-        # Per env of a torch env, its first non-finite value since the last pop_fault(): the vector step (-1: none)
-        # and whether it was in an observation (else in a reward).
-        self._bad_step = torch.full((self.num_envs,), -1, dtype=torch.int64, device=self.device)
-        self._bad_observation = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        # Per env of a torch env, the vector step of its first non-finite observation and reward since the last
+        # pop_fault() (NEVER: none); the earliest, as steps only grow.
+        self._bad_observation_step = torch.full((self.num_envs,), NEVER, dtype=torch.int64, device=self.device)
+        self._bad_reward_step = self._bad_observation_step.clone()
 
     def _to_tensor(self, array: np.ndarray) -> Tensor:
         array = np.asarray(array)
@@ -371,17 +374,14 @@ class Collector:
     def _finite_on_device(self, observations: Tensor, rewards: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """A torch env's ``observations`` and ``rewards`` with zeros in place of NaNs and infinities; the first such
         value of each env is recorded on the device (no host sync) for :meth:`pop_fault`."""
-        finite = observations.isfinite().flatten(1).all(dim=1) if observations.is_floating_point() else None
-        finite_rewards = None if rewards is None else rewards.isfinite()
-        if finite is None and finite_rewards is None:
-            return observations, rewards
-        ok = finite_rewards if finite is None else finite if finite_rewards is None else finite & finite_rewards
-        first = ~ok & (self._bad_step < 0)
-        self._bad_step = torch.where(first, self.steps, self._bad_step)
-        if finite is not None:
-            self._bad_observation |= first & ~finite
+        # Few ops per step (each a kernel launch on a GPU): a step's mark is min(recorded, step where not finite).
+        if observations.is_floating_point():  # integers (images) are always finite
+            marks = torch.where(observations.isfinite().flatten(1).all(dim=1), NEVER, self.steps)
+            self._bad_observation_step = torch.minimum(self._bad_observation_step, marks)
             observations = observations.nan_to_num(nan=0.0, posinf=0.0, neginf=0.0)
         if rewards is not None:
+            marks = torch.where(rewards.isfinite(), NEVER, self.steps)
+            self._bad_reward_step = torch.minimum(self._bad_reward_step, marks)
             rewards = rewards.nan_to_num(nan=0.0, posinf=0.0, neginf=0.0)
         return observations, rewards
 
@@ -394,14 +394,14 @@ class Collector:
         fault, self._fault = self._fault, None
         if not (self.on_device and self.check_finite):
             return fault
-        bad_steps, in_observations = self._bad_step.tolist(), self._bad_observation.tolist()
-        self._bad_step.fill_(-1)
-        self._bad_observation.fill_(False)
-        recorded = [(step, env_index) for env_index, step in enumerate(bad_steps) if step >= 0]
-        if not recorded:
+        observation_steps, reward_steps = torch.stack([self._bad_observation_step, self._bad_reward_step]).tolist()
+        self._bad_observation_step.fill_(NEVER)
+        self._bad_reward_step.fill_(NEVER)
+        # The earliest step, the lowest env index at it; an observation before a reward of the same step.
+        step, env_index = min((min(observation_steps[i], reward_steps[i]), i) for i in range(self.num_envs))
+        if step == NEVER:
             return fault
-        step, env_index = min(recorded)
-        kind = "observation" if in_observations[env_index] else "reward"
+        kind = "observation" if observation_steps[env_index] == step else "reward"
         return non_finite_message(env_index, kind, step, replaced=True)
 
     def _finished_episodes(self) -> Episodes:
