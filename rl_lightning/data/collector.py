@@ -145,7 +145,6 @@ class Collector:
         self.device = torch.device(device)
         self.check_finite, self.stop_at_once = check_finite, stop_at_once
         self.steps = 0  # vector steps since the envs were first reset: where error messages place a step
-        self.rank = 0
         self._fault: str | None = None  # the first non-finite value a numpy env returned, not yet raised
         self._on_cpu = self.device.type == "cpu"
         self.on_device = steps_tensors(vector_env)
@@ -220,7 +219,6 @@ class Collector:
     def reset(self, seed: int, rank: int = 0) -> Tensor:
         """Reset every sub-env with seeds derived from ``seed`` and ``rank``; forget unfinished episodes."""
         observations, infos = reset_vector_env(self.env, seed, rank)
-        self.rank = rank
         if not self.on_device:
             if self.check_finite:
                 observations = self._finite("observation", observations)
@@ -295,8 +293,9 @@ class Collector:
             next_observations = None
             if done.any():
                 final_obs = _with_final_observations(next_obs, infos)
-                next_observations = self._to_tensor(self._finite("observation", final_obs) if self.check_finite
-                                                    else final_obs)
+                if self.check_finite:
+                    final_obs = self._finite("observation", final_obs)
+                next_observations = self._to_tensor(final_obs)
             transition_valid = None
         else:
             # An observation after the autoreset step is the first of an episode.
