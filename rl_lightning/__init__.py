@@ -1,39 +1,26 @@
-"""rl-lightning: reinforcement learning algorithms as plain PyTorch Lightning modules."""
+"""rl-lightning: reinforcement learning algorithms as plain PyTorch Lightning modules.
 
-from rl_lightning.algos import (
-    A2C,
-    DDPG,
-    DQN,
-    PPO,
-    RAINBOW,
-    RAINBOW_ATARI,
-    SAC,
-    TD3,
-    OffPolicyAlgorithm,
-    OnPolicyAlgorithm,
-    RLAlgorithm,
-)
-from rl_lightning.callbacks.progress import use_env_step_progress_bar
+The algorithms are imported when first named (``from rl_lightning import DQN``), not with the package: importing
+torch and Lightning takes seconds, which ``rl-lightning --help`` and ``evaluate --help`` do without.
+"""
+
+from typing import Any
+
 from rl_lightning.errors import ConfigurationError, RunFault
-
-# The algorithms know nothing of the callbacks above them: the package wires its default progress bar in here.
-RLAlgorithm.trainer_adjustments.append(use_env_step_progress_bar)
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "A2C",
-    "DDPG",
-    "DQN",
-    "PPO",
-    "RAINBOW",
-    "RAINBOW_ATARI",
-    "SAC",
-    "TD3",
-    "ConfigurationError",
-    "OffPolicyAlgorithm",
-    "OnPolicyAlgorithm",
+_ALGORITHMS = (
+    "A2C", "DDPG", "DQN", "PPO", "RAINBOW", "RAINBOW_ATARI", "SAC", "TD3", "OffPolicyAlgorithm", "OnPolicyAlgorithm",
     "RLAlgorithm",
-    "RunFault",
-    "__version__",
-]
+)
+
+__all__ = [*_ALGORITHMS, "ConfigurationError", "RunFault", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _ALGORITHMS:
+        from rl_lightning import algos
+
+        return getattr(algos, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,7 +11,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-_host_groups: dict[Any, Any] = {}  # the gloo group of :func:`gather_on_rank_zero`, per default group
+_host_groups: dict[Any, Any] = {}  # the gloo group of :func:`_host_group`, per default group
 
 
 def world_size() -> int:
@@ -45,9 +45,33 @@ def gather_on_rank_zero(obj: Any) -> list[Any] | None:
     """
     if world_size() == 1:
         return [obj]
+    gathered = [None] * world_size() if dist.get_rank() == 0 else None
+    dist.gather_object(obj, gathered, dst=0, group=_host_group())
+    return gathered
+
+
+def first_over_ranks(message: str | None) -> str | None:
+    """On every rank, the ``message`` of the lowest rank holding one (not None), as ``"rank R: message"``; None
+    where no rank holds one. In one process: ``message``.
+
+    Through the gloo group (host memory): a message is rare, and whether there is one is known on the host.
+    """
+    if world_size() == 1:
+        return message
+    group = _host_group()
+    first = torch.tensor(dist.get_rank() if message is not None else world_size())
+    dist.all_reduce(first, op=dist.ReduceOp.MIN, group=group)
+    rank = int(first)
+    if rank == world_size():
+        return None
+    box = [message]
+    dist.broadcast_object_list(box, src=rank, group=group)
+    return f"rank {rank}: {box[0]}"
+
+
+def _host_group() -> Any:
+    """A gloo group of every process (the default group where it is gloo already), made once."""
     world = dist.group.WORLD
     if world not in _host_groups:
         _host_groups[world] = world if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
-    gathered = [None] * world_size() if dist.get_rank() == 0 else None
-    dist.gather_object(obj, gathered, dst=0, group=_host_groups[world])
-    return gathered
+    return _host_groups[world]

@@ -80,8 +80,8 @@ class WandbLogger(LightningWandbLogger):
         name: the run's display name (default ``<algorithm>-<env>-s<seed>``).
         group: the run's group (default ``<algorithm>-<env>``).
         tags: the run's tags (default ``[<algorithm>, <env>]``).
-        save_dir: where ``wandb/`` with the run's local files is written (default: ``$WANDB_DIR``, else the
-            working directory).
+        save_dir: where ``wandb/`` with the run's local files is written (default: ``$WANDB_DIR``, else the run's
+            folder, the Trainer's ``default_root_dir``, beside its checkpoints; wandb's ``dir`` is the same).
         offline: record offline (``wandb sync`` uploads later); same as ``WANDB_MODE=offline``.
         log_checkpoints: upload the checkpoints as artifacts when training ends.
         **kwargs: passed to ``wandb.init`` (e.g. ``entity``, ``notes``, ``mode``).
@@ -100,6 +100,8 @@ class WandbLogger(LightningWandbLogger):
     ) -> None:
         if kwargs.pop("log_model", False):
             raise ConfigurationError("WandbLogger(log_model=...): use log_checkpoints=True to upload checkpoints.")
+        # Where the user chose no folder, the run's folder is used once it is known (use_run_folder).
+        self._folder_chosen = bool(save_dir or kwargs.get("dir") or os.environ.get("WANDB_DIR"))
         super().__init__(
             name=name,
             project=project or os.environ.get("WANDB_PROJECT", "rl-lightning"),
@@ -109,6 +111,10 @@ class WandbLogger(LightningWandbLogger):
             tags=tags,
             **kwargs,
         )
+        if self._wandb_init.get("anonymous") is None:
+            # Lightning passes anonymous=None when not asked, which wandb warns about on every run as a
+            # setting with no effect; one the user asked for stays, with wandb's warning.
+            self._wandb_init.pop("anonymous", None)
         self.log_checkpoints = log_checkpoints
         self.last_evaluation: dict[str, float] = {}
         """The ``val/*`` metrics of the last evaluation logged, with ``val/env_steps``."""
@@ -134,6 +140,15 @@ class WandbLogger(LightningWandbLogger):
             if self._wandb_init.get(key) is None:
                 self._wandb_init[key] = value
         self._name = self._wandb_init["name"]
+
+    def use_run_folder(self, folder: str | os.PathLike) -> None:
+        """Write ``wandb/`` under ``folder`` (the Trainer's ``default_root_dir``, one run's folder), unless a folder
+        was chosen (``save_dir``, ``dir`` or ``$WANDB_DIR``). Called with :meth:`describe_run`, before the run
+        starts."""
+        if self._folder_chosen or self._experiment is not None:
+            return
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        self._wandb_init["dir"] = self._save_dir = os.fspath(folder)
 
     def _go_offline(self, reason: str) -> None:
         rank_zero_warn(

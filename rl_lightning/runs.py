@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,28 @@ def refuse_a_second_run(root: str | Path) -> None:
             f"{root} already holds a run ({', '.join(held)} in {folder}); a folder holds one run. Resume it with "
             f"--ckpt_path last, or start the new run in another folder with --trainer.default_root_dir "
             f"(or delete {root} to start over)."
+        )
+
+
+def refuse_an_unwritable_folder(folder: str | Path) -> None:
+    """Refuse a folder a run would write to (its ``default_root_dir``, a checkpoint callback's ``dirpath``) that
+    cannot be created or written, before anything is written: found later, it stops the run with a traceback.
+
+    The nearest part of ``folder`` that exists must be a folder this process may write into: not a regular file,
+    not read-only for this user, not on a read-only filesystem.
+    """
+    folder = Path(folder)
+    existing = next((part for part in (folder, *folder.parents) if part.exists()), Path("."))
+    if not existing.is_dir():
+        raise ConfigurationError(
+            f"the run folder {folder} cannot be created: {existing} is a file, not a folder. Choose another folder "
+            f"(--trainer.default_root_dir, or the checkpoint callback's dirpath)."
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigurationError(
+            f"the run folder {folder} cannot be {'written' if existing == folder else 'created'}: {existing} is "
+            f"read-only for this user. Choose another folder (--trainer.default_root_dir, or the checkpoint "
+            f"callback's dirpath), or make {existing} writable."
         )
 
 

@@ -40,7 +40,7 @@ from typing import Any
 import yaml
 
 from rl_lightning.callbacks.pruning import MONITOR, PRUNED, build_optuna_object, require_optuna, seed_key
-from rl_lightning.cli import init_arguments
+from rl_lightning.commands import init_arguments
 from rl_lightning.errors import ConfigurationError
 from rl_lightning.runs import explicit_model_options
 from rl_lightning.seeds import check_fit_args, config_value, option_values, parse_seeds, run_local, seed_runs

@@ -12,9 +12,10 @@ alike:
   rewards for NaN and infinities: ``ours / unchecked`` is what that check costs.
 
 Each vectorization (``sync``, ``async`` with one subprocess per env, ``native``: gymnasium's own vectorized
-CartPole) is measured with 1, 8 and 64 envs. A warm-up sizes each case's segments to about ``--seconds`` of
-raw stepping; each side is reset with the same seeds (outside the clock) before each timed segment.
-Reported: medians over rounds of env steps per second, and the medians of the per-round ratios ours / raw and
+CartPole, ``torch``: rl-lightning's torch CartPole on the CPU, whose raw side steps it with tensors and whose check
+runs on the device, with tensor ops) is measured with 1, 8 and 64 envs. A warm-up sizes each case's segments to
+about ``--seconds`` of raw stepping; each side is reset with the same seeds (outside the clock) before each timed
+segment. Reported: medians over rounds of env steps per second, and the medians of the per-round ratios ours / raw and
 ours / unchecked.
 
     python scripts/collection.py            # about 4 minutes on 2 cores (async: 64 subprocesses)
@@ -37,15 +38,16 @@ from gymnasium.vector import VectorEnv
 from rl_lightning.data import Collector
 from rl_lightning.envs import make_vector_env, seed_vector_env
 
-VECTORIZATIONS = ("sync", "async", "native")
+VECTORIZATIONS = ("sync", "async", "native", "torch")
 
 
-def raw_rate(env: VectorEnv, actions: np.ndarray) -> float:
+def raw_rate(env: VectorEnv, actions: np.ndarray | torch.Tensor) -> float:
     seed_vector_env(env, seed=0)
     started = time.perf_counter()
     for step_actions in actions:
         env.step(step_actions)
-    return actions.size / (time.perf_counter() - started)
+    steps = actions.size if isinstance(actions, np.ndarray) else actions.numel()
+    return steps / (time.perf_counter() - started)
 
 
 def ours_rate(collector: Collector, actions: torch.Tensor) -> float:
@@ -62,14 +64,16 @@ def measure(vectorization: str, num_envs: int, rounds: int, seconds: float) -> d
     rng = np.random.default_rng(0)
     # Speeds differ by 300x between cases: a warm-up of both sides sizes the segments to about `seconds` each.
     warm_up = rng.integers(0, 2, size=(100, num_envs))
-    rate = raw_rate(env, warm_up)
+    # A torch env steps tensors: its raw side gets them as the collector does.
+    as_raw = torch.from_numpy if vectorization == "torch" else np.asarray
+    rate = raw_rate(env, as_raw(warm_up))
     ours_rate(collector, torch.from_numpy(warm_up))
     actions = rng.integers(0, 2, size=(max(20, int(rate * seconds) // num_envs), num_envs))
     # What a policy hands the collector: one tensor per step (rows of one tensor, as a network's output is).
     actions_tensor = torch.from_numpy(actions)
     raw, ours, unchecked, ratios, check_ratios = [], [], [], [], []
     for _ in range(rounds):
-        raw.append(raw_rate(env, actions))
+        raw.append(raw_rate(env, as_raw(actions)))
         ours.append(ours_rate(collector, actions_tensor))
         unchecked.append(ours_rate(unchecked_collector, actions_tensor))
         ratios.append(ours[-1] / raw[-1])

@@ -9,8 +9,14 @@ import pytest
 import torch
 from gymnasium.vector import SyncVectorEnv
 
+import rl_lightning.commands  # noqa: F401 (see below)
 from tests.seeded_runs import SeededRuns, make_seeded_runs
 from tests.toy_envs import counting_vector_env
+
+# The CLI imports its Lightning part (rl_lightning.commands) when a command first needs it. The tests import it
+# here, once, before any test runs, as they did when rl_lightning.cli imported it: imported in the middle of
+# tests/algos/test_resume.py (by an in-process `main(...)`), it kept a later test of the same process from seeing
+# a warning that it expects from Lightning's rank_zero_warn.
 
 
 @pytest.fixture

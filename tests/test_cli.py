@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from rl_lightning import PPO, ConfigurationError
-from rl_lightning.cli import _build_algorithm, main
+from rl_lightning.cli import main
+from rl_lightning.commands import _build_algorithm
 
 CONFIG = str(Path(__file__).resolve().parents[1] / "experiments" / "dqn_cartpole.yaml")
 TINY = [
@@ -210,3 +215,74 @@ def test_evaluate_carries_a_recurrent_policys_state_through_a_checkpoint(tmp_pat
     assert run("evaluate", "--ckpt_path", str(last), "--episodes", "2", "--seed", "1") == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["episodes"] == 2 and result["length_mean"] == result["return_mean"] > 0
+
+
+@pytest.mark.parametrize("command", [["--help"], ["evaluate", "--help"]])
+def test_help_lists_the_commands_and_imports_neither_torch_nor_lightning(command: list[str]) -> None:
+    """In a fresh interpreter (this one has torch already): the help is printed, and what loaded it is light."""
+    probe = (
+        "import sys\nfrom rl_lightning.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as exit_:\n"
+        "    assert not exit_.code, exit_.code\n"
+        "print('heavy:', sorted(m for m in ('torch', 'lightning', 'numpy', 'gymnasium') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, *command], capture_output=True, text=True, timeout=120, check=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    assert result.stdout.splitlines()[-1] == "heavy: []", result.stdout
+    if command == ["--help"]:
+        assert "evaluate (play a trained agent from a checkpoint" in result.stdout
+    else:
+        assert "usage: rl-lightning evaluate [-h] --ckpt_path CKPT_PATH" in result.stdout
+
+
+def test_the_package_names_its_algorithms_when_first_used() -> None:
+    import rl_lightning
+    from rl_lightning.algos.base import RLAlgorithm
+    from rl_lightning.callbacks.progress import use_env_step_progress_bar
+
+    assert rl_lightning.DQN is __import__("rl_lightning.algos", fromlist=["DQN"]).DQN
+    assert use_env_step_progress_bar in RLAlgorithm.trainer_adjustments  # wired once, whichever import came first
+    assert RLAlgorithm.trainer_adjustments.count(use_env_step_progress_bar) == 1
+    with pytest.raises(AttributeError, match="has no attribute 'DQNN'"):
+        rl_lightning.DQNN  # noqa: B018
+
+
+def test_print_config_shows_the_logger_checkpoint_folders_and_threads_that_fit_uses(tmp_path, capsys):
+    """The config names no logger and checkpoint callbacks without a folder: the printed config has what the CLI
+    puts there, and a fit of the printed config writes exactly there (and writes nothing while printing)."""
+    root = tmp_path / "run"
+    arguments = ["fit", "--config", CONFIG, *TINY, f"--trainer.default_root_dir={root}"]
+    assert run(*arguments, "--print_config") == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert list(tmp_path.iterdir()) == []
+    trainer_config = printed["trainer"]
+    assert trainer_config["logger"] == {
+        "class_path": "lightning.pytorch.loggers.csv_logs.CSVLogger",
+        "init_args": {"save_dir": str(root), "name": "lightning_logs"},
+    }
+    callbacks = trainer_config["callbacks"]
+    assert [c["init_args"]["dirpath"] for c in callbacks[:2]] == [str(root / "checkpoints")] * 2
+    assert [c["init_args"]["filename"] for c in callbacks[:2]] == ["last", "best-{epoch}"]
+    assert callbacks[2:] == []  # the config turns the progress bar off
+    assert printed["threads"] == 1
+
+    (tmp_path / "printed.yaml").write_text(yaml.safe_dump(printed))
+    assert run("fit", "--config", str(tmp_path / "printed.yaml")) == 0
+    assert (root / "checkpoints" / "last.ckpt").is_file()
+    assert (root / "lightning_logs" / "version_0" / "metrics.csv").is_file()
+
+
+def test_print_config_of_a_config_without_checkpoint_callbacks_shows_the_clis_own(tmp_path, capsys):
+    config = tmp_path / "plain.yaml"
+    model = {"class_path": "rl_lightning.DQN", "init_args": {"env": "CartPole-v1"}}
+    config.write_text(yaml.safe_dump({"model": model}))
+    assert run("fit", "--config", str(config), "--trainer.default_root_dir=run", "--print_config") == 0
+    callbacks = yaml.safe_load(capsys.readouterr().out)["trainer"]["callbacks"]
+    assert callbacks == [  # in the Trainer's order: last.ckpt is written after every other callback's epoch end
+        {"class_path": "rl_lightning.callbacks.RLProgressBar"},
+        {
+            "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+            "init_args": {"dirpath": str(tmp_path / "run" / "checkpoints"), "filename": "last", "save_top_k": 1},
+        },
+    ]

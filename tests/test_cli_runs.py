@@ -6,12 +6,15 @@ Each fit plays at most 1,536 CartPole env steps with a 32-unit network (a few se
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
 from rl_lightning.cli import main
+from rl_lightning.errors import ConfigurationError
+from rl_lightning.runs import refuse_an_unwritable_folder
 
 CONFIG = str(Path(__file__).resolve().parents[1] / "experiments" / "dqn_cartpole.yaml")
 TINY = [
@@ -147,5 +150,21 @@ def test_the_models_seed_is_the_one_seed_and_threads_default_to_one(tmp_path, ca
 def test_help_lists_the_commands_an_rl_user_has(capsys):
     assert run("--help") == 0
     printed = capsys.readouterr().out
-    assert printed.startswith("usage: rl-lightning [-c CONFIG] {fit,validate} ...")  # no test or predict loop
+    assert printed.startswith("usage: rl-lightning [-h] {fit,validate,evaluate,report} ...")  # no test or predict
     assert "evaluate (play a trained agent from a checkpoint" in " ".join(printed.split())
+    assert run("fit", "--help") == 0
+    assert capsys.readouterr().out.startswith("usage: rl-lightning [options] fit [-c CONFIG]")  # Lightning's own
+
+
+def test_a_read_only_run_folder_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    """Root (as here, and on many CI machines) writes into read-only folders: the folder's permission, which
+    ``os.access`` reads, is simulated; ``tests/faults`` runs the real case where the user is not root."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != shared)
+    with pytest.raises(ConfigurationError, match=r"^the run folder .*shared/run cannot be created: .*shared is "
+                       r"read-only for this user\. Choose another folder"):
+        refuse_an_unwritable_folder(shared / "run")
+    with pytest.raises(ConfigurationError, match=r"shared cannot be written: .*shared is read-only"):
+        refuse_an_unwritable_folder(shared)
+    refuse_an_unwritable_folder(tmp_path / "elsewhere" / "run")  # a writable parent: nothing to say

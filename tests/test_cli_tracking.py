@@ -62,3 +62,20 @@ def test_one_flag_logs_the_run_to_wandb(wandb_root):
     assert run.config["env_id"] == "CartPole-v1"
     assert run.config["networks"]["q_net"] == "rl_lightning.nets.q.QNetwork"
     assert run.summary["val/env_steps"] == 1024
+
+
+def test_wandb_files_go_to_the_runs_folder_unless_a_folder_is_chosen(wandb_root, monkeypatch):
+    """Without save_dir, dir or $WANDB_DIR, the offline run is recorded under default_root_dir, not the working
+    directory; with save_dir, there."""
+    monkeypatch.delenv("WANDB_DIR")
+    wandb.teardown()
+    fit = ["fit", "--config", CONFIG, *TINY, "--trainer.logger=rl_lightning.loggers.WandbLogger"]
+    main([*fit, "--trainer.default_root_dir=runs/first"])
+    run = finish_wandb(wandb_root / "runs" / "first")
+    assert run.summary["val/env_steps"] == 1024
+    assert run.config["env_id"] == "CartPole-v1"
+    assert not (wandb_root / "wandb").exists()
+
+    main([*fit, "--trainer.default_root_dir=runs/second", "--trainer.logger.save_dir=chosen"])
+    assert finish_wandb(wandb_root / "chosen").summary["val/env_steps"] == 1024
+    assert not (wandb_root / "runs" / "second" / "wandb").exists()

@@ -15,3 +15,5 @@ def test_in_one_process_each_collective_returns_this_process_value():
     assert distributed.min_over_ranks(7) == 7
     state = {"buffer": torch.arange(3)}
     assert distributed.gather_on_rank_zero(state) == [state]
+    assert distributed.first_over_ranks("env 0 returned ...") == "env 0 returned ..."
+    assert distributed.first_over_ranks(None) is None

@@ -99,6 +99,16 @@ def test_wandb_logger_refuses_log_model():
         WandbLogger(log_model=True)
 
 
+def test_a_wandb_run_says_nothing_of_the_anonymous_setting_unless_asked_for(wandb_root, monkeypatch, capfd):
+    """wandb warns of ``anonymous`` whenever it is passed, and Lightning passed None on every run."""
+    monkeypatch.delenv("WANDB_SILENT")
+    wandb.teardown()
+    WandbLogger(project="demo").experiment.finish()
+    assert "anonymous" not in capfd.readouterr().err
+    WandbLogger(project="demo", anonymous=True).experiment.finish()
+    assert "The anonymous setting has no effect" in capfd.readouterr().err  # the check can fail
+
+
 def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -11,7 +11,8 @@ the episode; :func:`counting_env` adds a gymnasium ``TimeLimit`` so that an epis
 ``InvalidActionEnv`` offers a random set of valid actions at every step, in ``info["action_mask"]``: a valid
 action earns a reward, an invalid one ends the episode with a penalty.
 
-``NonFiniteEnv`` is a ``CountingEnv`` that returns a NaN observation or reward at one step.
+``NonFiniteEnv`` is a ``CountingEnv`` that returns a NaN observation or reward at one step; ``TorchNonFiniteEnv`` is
+``TorchCountingEnv`` with a NaN at one step of one env.
 
 ``MethodMaskedCountingEnv`` gives ``MaskedCountingEnv``'s masks through an ``action_masks()`` method (SB3-contrib's
 way) instead of its info.
@@ -44,6 +45,8 @@ DICT_ID = "RLLightningDict-v0"
 """``DictEnv``, registered under this id when this module is imported (``tests.toy_envs:RLLightningDict-v0``)."""
 NON_FINITE_ID = "RLLightningNonFinite-v0"
 """``NonFiniteEnv`` with a time limit of 50 steps, registered under this id when this module is imported."""
+TORCH_NON_FINITE_ID = "RLLightningTorchNonFinite-v0"
+"""``TorchNonFiniteEnv``, registered for ``vectorization="torch"`` under this id when this module is imported."""
 
 
 class CountingEnv(gym.Env):
@@ -187,15 +190,28 @@ class BitCopyEnv(gym.Env):
 
 class NonFiniteEnv(CountingEnv):
     """A ``CountingEnv`` whose ``nan_in`` (``"observation"`` or ``"reward"``) is NaN at every episode's ``nan_at``-th
-    step (never with ``nan_at=None``)."""
+    step (never with ``nan_at=None``); with ``nan_seed``, only if it was first reset with that seed (one env of a
+    vector env, one rank's under DDP: env ``i`` of rank ``r`` gets ``seed + r * num_envs + i``)."""
 
-    def __init__(self, nan_at: int | None = None, nan_in: str = "observation", render_mode: str | None = None) -> None:
+    def __init__(
+        self,
+        nan_at: int | None = None,
+        nan_in: str = "observation",
+        nan_seed: int | None = None,
+        render_mode: str | None = None,
+    ) -> None:
         super().__init__(render_mode=render_mode)
-        self.nan_at, self.nan_in = nan_at, nan_in
+        self.nan_at, self.nan_in, self.nan_seed = nan_at, nan_in, nan_seed
+        self.poisoned = nan_seed is None
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        if seed is not None and self.nan_seed is not None:
+            self.poisoned = seed == self.nan_seed
+        return super().reset(seed=seed, options=options)
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         observation, reward, terminated, truncated, info = super().step(action)
-        if self.t == self.nan_at:
+        if self.poisoned and self.t == self.nan_at:
             if self.nan_in == "observation":
                 observation[0] = np.nan
             else:
@@ -263,6 +279,31 @@ class TorchCountingEnv(TorchVectorEnv):
     def observe(self, state: torch.Tensor) -> torch.Tensor:
         """``[t]``."""
         return state.clone()
+class TorchNonFiniteEnv(TorchCountingEnv):
+    """``TorchCountingEnv`` whose env ``nan_env`` returns a NaN ``nan_in`` (``"observation"`` or ``"reward"``) at
+    every episode's ``nan_at``-th step; the state itself stays finite."""
+
+    def __init__(
+        self, num_envs: int = 2, *, nan_env: int = 0, nan_at: int = 1, nan_in: str = "observation", **kwargs: Any
+    ) -> None:
+        super().__init__(num_envs, **kwargs)
+        self.poisoned = torch.arange(num_envs, device=self.device) == nan_env
+        self.nan_at, self.nan_in = nan_at, nan_in
+
+    def dynamics(self, state: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        counted, rewards, terminated = super().dynamics(state, actions)
+        if self.nan_in == "reward":
+            rewards = torch.where(self.poisoned & (counted[:, 0] == self.nan_at), float("nan"), rewards)
+        return counted, rewards, terminated
+
+    def observe(self, state: torch.Tensor) -> torch.Tensor:
+        observations = super().observe(state)
+        if self.nan_in == "observation":
+            poisoned = self.poisoned & (state[:, 0] == self.nan_at)
+            observations = torch.where(poisoned[:, None], float("nan"), observations)
+        return observations
+
+
 def spaces_env(action_space: gym.Space, observation_space: gym.Space | None = None) -> type[gym.Env]:
     """An env class with ``action_space`` (and a 2-d float ``Box`` observation space unless one is given) whose
     every step samples its observation space and ends the episode."""
@@ -346,6 +387,8 @@ if COUNTING_ID not in gym.registry:
     gym.register(COUNTING_ID, entry_point=CountingEnv, max_episode_steps=3)
 if TORCH_COUNTING_ID not in TORCH_ENVS:
     register_torch_env(TORCH_COUNTING_ID, TorchCountingEnv)
+if TORCH_NON_FINITE_ID not in TORCH_ENVS:
+    register_torch_env(TORCH_NON_FINITE_ID, TorchNonFiniteEnv)
 if INVALID_ACTION_ID not in gym.registry:
     gym.register(INVALID_ACTION_ID, entry_point=InvalidActionEnv)
 

@@ -50,7 +50,7 @@ from rl_lightning.algos.metrics import EpisodeStatistics, EpochMeans
 from rl_lightning.algos.optimization import Optimization
 from rl_lightning.algos.preemption import PreemptionCheckpoint
 from rl_lightning.algos.reporting import Reporting
-from rl_lightning.data import Collector, PolicyState
+from rl_lightning.data import Collector, PolicyState, refuse_faults
 from rl_lightning.envs import EnvSpec, TorchVectorEnv, Vectorization, Wrapper, env_name, make_vector_env, probe_env
 from rl_lightning.errors import check_choice, check_hyperparameters
 
@@ -84,9 +84,11 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, ActionM
             rank plays its share on envs of its own seeds, and the statistics are those of all the episodes.
         eval_envs: environments stepped together during evaluation (in each process).
         check_finite: stop with a :class:`~rl_lightning.errors.RunFault` naming the source when an env returns a NaN
-            or infinite observation or reward (checked as it arrives), or an update's recorded value (a loss) is not
-            finite (checked once per epoch); never checkpoint non-finite parameters. ``False``: no checks (a few
-            microseconds per vector step, ``scripts/collection.py``).
+            or infinite observation or reward, or an update's recorded value (a loss) is not finite (checked once
+            per epoch); never checkpoint non-finite parameters. A numpy env's values are checked as they arrive; a
+            torch env's on its device, read back at the end of each rollout, epoch and evaluation (as are a numpy
+            env's under DDP, where every rank stops together), with zeros in their place until then
+            (:class:`~rl_lightning.data.Collector`). ``False``: no checks (their cost: ``scripts/collection.py``).
     """
 
     trainer_adjustments: ClassVar[list[Callable[[Trainer], None]]] = []
@@ -176,7 +178,11 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, ActionM
     def make_collector(self, num_envs: int, device: torch.device, evaluation: bool = False) -> Collector:
         """A collector over :meth:`make_env`'s vector env, reading episodes from the env where it records them."""
         vector_env = self.make_env(num_envs, evaluation=evaluation, device=device)
-        return Collector(vector_env, device, self.check_finite, env_records=self.env_traits.records_episodes)
+        # Under DDP a fault waits for the next check point, where all ranks stop together (refuse_faults).
+        return Collector(
+            vector_env, device, self.check_finite, env_records=self.env_traits.records_episodes,
+            stop_at_once=self.world_size == 1,
+        )
 
     # ----------------------------------------------------------------------------------------- the policy contract
     def act(self, observations: Tensor, deterministic: bool = False) -> Tensor:
@@ -207,6 +213,8 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, ActionM
         for logger in self.loggers:
             if hasattr(logger, "describe_run"):
                 logger.describe_run(self.run_description())
+            if hasattr(logger, "use_run_folder"):  # a logger writing files of its own puts them in the run's folder
+                logger.use_run_folder(self.trainer.default_root_dir)
         checkpointing.use_resume_checkpoints(self.trainer)
         self.take_over_clipping(self.trainer)
         for adjust in self.trainer_adjustments:
@@ -243,6 +251,7 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, ActionM
             batches, _, _ = next(dataloader_iter)
         except StopIteration:  # the epoch's env steps are played
             if self.check_finite:  # before validation and checkpoints see the updated networks
+                refuse_faults(self.collector)
                 self.refuse_non_finite_updates()
             return
         # A round's batches come one at a time, each made after the previous update. Our datasets make them on

@@ -14,7 +14,8 @@ from torchmetrics import Metric
 
 from rl_lightning import metric_names, seeding
 from rl_lightning.algos.metrics import EpisodeStatistics, EpochMeans
-from rl_lightning.data import Collector, Episodes, evaluate_policy
+from rl_lightning.data import Collector, Episodes, evaluate_policy, refuse_faults
+from rl_lightning.distributed import first_over_ranks
 from rl_lightning.errors import RunFault
 
 
@@ -105,6 +106,8 @@ class Reporting(LightningModule):
         if share > 0:
             seed = seeding.eval_env_seed(self.seed, self.global_rank, self.eval_envs)
             episodes = evaluate_policy(self, self.eval_collector, share, seed=seed)
+        if self.check_finite:  # on every rank, even with no episode: a collective under DDP
+            refuse_faults(self.eval_collector)
         # Updated on every rank, even with no episode: compute() then combines the episodes of all ranks.
         self.val_episodes.update(episodes.returns, episodes.lengths)
 
@@ -138,10 +141,14 @@ class Reporting(LightningModule):
         The values are summed on the device as they are recorded (:class:`EpochMeans`): one sync per epoch.
         """
         names = self.update_stats.non_finite()
+        message = None
         if names:
-            raise RunFault(
+            message = (
                 f"{', '.join(f'train/{name}' for name in names)} became non-finite (NaN or infinite) in epoch "
                 f"{self.current_epoch}, by env step {self.env_steps}; the networks may be too, and no checkpoint is "
                 f"written from them. Lower learning_rate, clip gradients (max_grad_norm or the Trainer's "
                 f"gradient_clip_val) or scale the rewards, then resume from the last checkpoint with --ckpt_path last."
             )
+        fault = first_over_ranks(message)  # under DDP every rank stops, not only the one whose loss it was
+        if fault is not None:
+            raise RunFault(fault)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
+import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,12 +51,28 @@ def _first_frame(vector_env: VectorEnv) -> np.ndarray:
     return np.pad(frame, ((0, frame.shape[0] % 2), (0, frame.shape[1] % 2), (0, 0)), mode="edge")
 
 
+def _give_sdl_a_runtime_dir() -> None:
+    """Point ``XDG_RUNTIME_DIR`` at an empty private folder (mode 0700, removed at exit) where it is unset or no folder.
+
+    pygame's SDL, which gymnasium's classic-control envs render with even to arrays, probes for a Wayland display
+    when it starts; on a machine without a desktop session (a server, a container, a batch job) that probe prints
+    ``error: XDG_RUNTIME_DIR is invalid or not set in the environment.`` though nothing failed. In an empty
+    folder it finds no display and says nothing. A folder the session set is kept as it is.
+    """
+    if os.path.isdir(os.environ.get("XDG_RUNTIME_DIR", "")):
+        return
+    folder = tempfile.mkdtemp(prefix="rl-lightning-runtime-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    os.environ["XDG_RUNTIME_DIR"] = folder
+
+
 def open_render_env(algorithm: RLAlgorithm, seed: int) -> VectorEnv:
     """One env of ``algorithm``'s environment that renders RGB frames, reset with ``seed``.
 
     Raises:
         RenderError: the env cannot render ``rgb_array`` frames.
     """
+    _give_sdl_a_runtime_dir()
     vector_env = None
     try:
         vector_env = algorithm.make_env(1, render_mode="rgb_array", evaluation=True)

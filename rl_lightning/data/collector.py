@@ -11,6 +11,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from torch import Tensor
 
 from rl_lightning.data.episode_sums import DeviceEpisodes, episode_sums
+from rl_lightning.distributed import first_over_ranks
 from rl_lightning.envs import (
     ACTION_MASK_KEY,
     EnvStateError,
@@ -25,7 +26,10 @@ from rl_lightning.envs import (
 )
 from rl_lightning.envs.torch_vector import where_rows
 from rl_lightning.errors import ConfigurationError, RunFault
-from rl_lightning.tree import Observations, assign, to_device, tree_leaves, tree_map
+from rl_lightning.tree import Observations, assign, to_device, tree_map
+
+NEVER = torch.iinfo(torch.int64).max
+"""The step recorded for an env whose values have all been finite."""
 
 EVAL_CHECK_EVERY = 16
 """Vector steps between two checks (host syncs) of whether a torch env's evaluation has played its episodes."""
@@ -109,16 +113,26 @@ class Collector:
     Observations of a numpy env's ``Dict`` or ``Tuple`` space are a dict or tuple of tensors, one per key, each of
     its own dtype (uint8 images stay uint8); a torch env's observations are one tensor.
 
-    With ``check_finite``, an observation or reward holding a NaN or an infinity raises
-    :class:`~rl_lightning.errors.RunFault` naming the env and the step, before anything can act on it or store
-    it. The values are checked on the host, where the env made them, so the check never waits for the device.
+    With ``check_finite``, an observation or reward holding a NaN or an infinity stops the run with a
+    :class:`~rl_lightning.errors.RunFault` naming the env, the step and which of the two it was:
+
+    - a numpy env's values are checked on the host, where the env made them, so the check never waits for the
+      device; with ``stop_at_once`` (one process) the fault is raised there, before anything acts on the values
+      or stores them.
+    - a torch env's values are checked on its device, with tensor ops only: the first non-finite value of each
+      env is recorded there, and read back by :meth:`pop_fault` where the run syncs anyway (the end of a rollout,
+      an epoch, an evaluation; :func:`refuse_faults`).
+    - Where the fault is not raised at once (a torch env, or ``stop_at_once=False``, as under DDP, where all ranks
+      must stop together), the non-finite values are replaced by zeros until the run stops, so that the policy
+      and the buffers never see them.
 
     Args:
         vector_env: the environments to step.
         device: where observations are placed for the policy (the module's device); a torch env's tensors must
             live there already.
-        check_finite: refuse a numpy env's non-finite observations and rewards (a few microseconds per vector
-            step).
+        check_finite: refuse non-finite observations and rewards (a few microseconds per vector step).
+        stop_at_once: raise at a numpy env's first non-finite value; False keeps its message for :meth:`pop_fault`
+            (under DDP, where a rank raising alone would leave the others waiting in the next collective).
         env_records: report the episodes a numpy env records itself (gymnasium's ``RecordEpisodeStatistics``,
             ``info["episode"]``) instead of summing the rewards seen here: where wrappers above the recorder
             change the training signal (Atari's life-loss episode ends and clipped rewards), the env's records
@@ -131,13 +145,15 @@ class Collector:
         device: torch.device | str = "cpu",
         check_finite: bool = True,
         env_records: bool = False,
+        stop_at_once: bool = True,
     ) -> None:
         self.env = vector_env
         self.env_records = env_records
         self.num_envs = vector_env.num_envs
         self.device = torch.device(device)
-        self.check_finite = check_finite
+        self.check_finite, self.stop_at_once = check_finite, stop_at_once
         self.steps = 0  # vector steps since the envs were first reset: where error messages place a step
+        self._fault: str | None = None  # the first non-finite value a numpy env returned, not yet raised
         self._on_cpu = self.device.type == "cpu"
         self.on_device = steps_tensors(vector_env)
         """Whether the env steps torch tensors (see the class docstring)."""
@@ -171,6 +187,10 @@ class Collector:
         self.device_episodes = DeviceEpisodes(self.num_envs, self.device) if self.on_device else None
         self._device_autoreset = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
         self._device_starts = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
+        # Per env of a torch env, the vector step of its first non-finite observation and reward since the last
+        # pop_fault() (NEVER: none); the earliest, as steps only grow.
+        self._bad_observation_step = torch.full((self.num_envs,), NEVER, dtype=torch.int64, device=self.device)
+        self._bad_reward_step = self._bad_observation_step.clone()
 
     def _to_tensor(self, arrays: Any) -> Observations:
         """The env's arrays (a dict or tuple of them for a ``Dict`` or ``Tuple`` space) as tensors on the device."""
@@ -220,12 +240,14 @@ class Collector:
         observations, infos = reset_vector_env(self.env, seed, rank)
         if not self.on_device:
             if self.check_finite:
-                self._refuse_non_finite("observation", observations)
+                observations = self._finite("observation", observations)
             self._masks_method = ACTION_MASK_KEY not in infos and has_action_masks_method(self.env)
             self._read_action_masks(infos)
         self.policy_state = None
         if self.on_device:
             self.observations = self._observations_tensor(observations)
+            if self.check_finite:
+                self.observations, _ = self._finite_on_device(self.observations)
             self.device_episodes.reset()
             self._device_autoreset = torch.zeros_like(self._device_autoreset)
             self._device_starts = torch.ones_like(self._device_starts)
@@ -272,8 +294,8 @@ class Collector:
         rewards = np.asarray(rewards, dtype=np.float64)
         self.steps += 1
         if self.check_finite:
-            self._refuse_non_finite("observation", next_obs)
-            self._refuse_non_finite("reward", rewards)
+            next_obs = self._finite("observation", next_obs)
+            rewards = self._finite("reward", rewards)
 
         # In place and masked in one ufunc each: this bookkeeping runs once per vector step.
         np.add(self._episode_returns, rewards, out=self._episode_returns, where=valid)
@@ -294,7 +316,12 @@ class Collector:
         if self.same_step:
             # The returned observation of an ended env is its next episode's first.
             self._episode_starts = done
-            next_observations = self._to_tensor(_with_final_observations(next_obs, infos)) if done.any() else None
+            next_observations = None
+            if done.any():
+                final_obs = _with_final_observations(next_obs, infos)
+                if self.check_finite:
+                    final_obs = self._finite("observation", final_obs)
+                next_observations = self._to_tensor(final_obs)
             transition_valid = None
         else:
             # An observation after the autoreset step is the first of an episode.
@@ -323,6 +350,9 @@ class Collector:
         terminations = self._check_tensor("terminated flags", terminations).bool()
         truncations = self._check_tensor("truncated flags", truncations).bool()
         done = terminations | truncations
+        self.steps += 1
+        if self.check_finite:
+            observations, rewards = self._finite_on_device(observations, rewards)
         if self.same_step:
             if "final_obs" not in info or "_final_obs" not in info:
                 raise ConfigurationError(
@@ -331,6 +361,8 @@ class Collector:
                     f"under these names (gymnasium 1.x's), e.g. from a wrapper renaming the env's own keys."
                 )
             final_observations = self._observations_tensor(info["final_obs"])
+            if self.check_finite:
+                final_observations, _ = self._finite_on_device(final_observations)
             next_observations = where_rows(info["_final_obs"], final_observations, observations)
             valid = None
             self._device_starts = done
@@ -350,23 +382,62 @@ class Collector:
         self.observations = observations
         return transition
 
-    def _refuse_non_finite(self, kind: str, values: Any) -> None:
-        """Raise :class:`RunFault` naming the first env whose ``values`` (one row per env; a dict or tuple of such
-        arrays for a ``Dict`` or ``Tuple`` space, whose key is named too) hold a NaN or infinity."""
-        for key, leaf in tree_leaves(values):
-            self._refuse_non_finite_array(f"{kind} (key {key!r})" if key else kind, np.asarray(leaf))
+    def _finite(self, kind: str, values: Any) -> Any:
+        """A numpy env's ``values`` (one row per env; a dict or tuple of such arrays for a ``Dict`` or ``Tuple``
+        space), if they are finite. Else: raise :class:`RunFault` naming the first env holding a NaN or infinity (and
+        the key), or, without ``stop_at_once``, keep that message (the first only) for :meth:`pop_fault` and return
+        the values with zeros in place of the non-finite ones."""
+        if isinstance(values, dict):
+            return {key: self._finite_array(f"{kind} (key {key!r})", np.asarray(part)) for key, part in values.items()}
+        if isinstance(values, tuple):
+            return tuple(
+                self._finite_array(f"{kind} (key {str(i)!r})", np.asarray(part)) for i, part in enumerate(values)
+            )
+        return self._finite_array(kind, values)
 
-    def _refuse_non_finite_array(self, kind: str, values: np.ndarray) -> None:
+    def _finite_array(self, kind: str, values: np.ndarray) -> np.ndarray:
         if values.dtype.kind not in "fc" or np.isfinite(values).all():  # integers (images) are always finite
-            return
+            return values
         finite = np.isfinite(values.reshape(self.num_envs, -1)).all(axis=1)
         env_index = int(np.flatnonzero(~finite)[0])
-        when = f"vector step {self.steps}" if self.steps else "reset"
-        raise RunFault(
-            f"env {env_index} returned a non-finite {kind} at {when} ({values[env_index].tolist()}); nothing was "
-            f"learned from it and no checkpoint is written after it. Fix the env (or wrap it to replace such values), "
-            f"then resume from the last checkpoint with --ckpt_path last."
-        )
+        if self.stop_at_once:
+            raise RunFault(non_finite_message(env_index, kind, self.steps, values[env_index].tolist()))
+        if self._fault is None:
+            self._fault = non_finite_message(env_index, kind, self.steps, values[env_index].tolist(), replaced=True)
+        return np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+
+    def _finite_on_device(self, observations: Tensor, rewards: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """A torch env's ``observations`` and ``rewards`` with zeros in place of NaNs and infinities; the first such
+        value of each env is recorded on the device (no host sync) for :meth:`pop_fault`."""
+        # Few ops per step (each a kernel launch on a GPU): a step's mark is min(recorded, step where not finite).
+        if observations.is_floating_point():  # integers (images) are always finite
+            marks = torch.where(observations.isfinite().flatten(1).all(dim=1), NEVER, self.steps)
+            self._bad_observation_step = torch.minimum(self._bad_observation_step, marks)
+            observations = observations.nan_to_num(nan=0.0, posinf=0.0, neginf=0.0)
+        if rewards is not None:
+            marks = torch.where(rewards.isfinite(), NEVER, self.steps)
+            self._bad_reward_step = torch.minimum(self._bad_reward_step, marks)
+            rewards = rewards.nan_to_num(nan=0.0, posinf=0.0, neginf=0.0)
+        return observations, rewards
+
+    def pop_fault(self) -> str | None:
+        """The message naming the first non-finite value the envs returned since the last call, or None.
+
+        A numpy env's is kept on the host (without ``stop_at_once``); a torch env's is read from its device: one
+        host sync, which the callers make where the run waits for the device anyway (:func:`refuse_faults`).
+        """
+        fault, self._fault = self._fault, None
+        if not (self.on_device and self.check_finite):
+            return fault
+        observation_steps, reward_steps = torch.stack([self._bad_observation_step, self._bad_reward_step]).tolist()
+        self._bad_observation_step.fill_(NEVER)
+        self._bad_reward_step.fill_(NEVER)
+        # The earliest step, the lowest env index at it; an observation before a reward of the same step.
+        step, env_index = min((min(observation_steps[i], reward_steps[i]), i) for i in range(self.num_envs))
+        if step == NEVER:
+            return fault
+        kind = "observation" if observation_steps[env_index] == step else "reward"
+        return non_finite_message(env_index, kind, step, replaced=True)
 
     def _finished_episodes(self) -> Episodes:
         if not self._finished:
@@ -430,6 +501,7 @@ class Collector:
             "env_error": env_error,
             "observations": to_device(self.observations, "cpu"),
             "policy_state": to_device(self.policy_state, "cpu"),
+            "steps": self.steps,
         }
         if self.on_device:
             return {
@@ -447,7 +519,6 @@ class Collector:
             "episode_returns": torch.from_numpy(self._episode_returns.copy()),
             "episode_lengths": torch.from_numpy(self._episode_lengths.copy()),
             "finished": [torch.from_numpy(part.copy()) for part in finished],
-            "steps": self.steps,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -461,6 +532,7 @@ class Collector:
             return
         self.observations = to_device(state["observations"], self.device)
         self.policy_state = to_device(state.get("policy_state"), self.device)
+        self.steps = state.get("steps", 0)
         if self.on_device:
             self.env.load_state_dict(state["env"])
             self._device_autoreset = state["autoreset"].to(self.device)
@@ -475,12 +547,40 @@ class Collector:
         self.action_masks = to_device(state.get("action_masks"), self.device)
         self._episode_returns = state["episode_returns"].numpy().copy()
         self._episode_lengths = state["episode_lengths"].numpy().copy()
-        self.steps = state.get("steps", 0)
         env_indices, returns, lengths = (part.numpy() for part in state["finished"])
         self._finished = [(env_indices, returns, lengths)] if len(env_indices) else []
 
     def close(self) -> None:
         self.env.close()
+
+
+def non_finite_message(
+    env_index: int, kind: str, step: int, values: list[float] | float | None = None, replaced: bool = False
+) -> str:
+    """What a :class:`RunFault` says of env ``env_index``'s non-finite ``kind`` (observation or reward) at vector
+    step ``step`` (0: its reset); ``replaced``: the run went on with zeros in its place until a check point."""
+    when = f"vector step {step}" if step else "reset"
+    shown = "" if values is None else f" ({values})"
+    handled = (
+        "it was replaced by zeros until the run stopped here" if replaced else "nothing was learned from it"
+    )
+    return (
+        f"env {env_index} returned a non-finite {kind} at {when}{shown}; {handled}, and no checkpoint is written after "
+        f"it. Fix the env (or wrap it to replace such values), then resume from the last checkpoint with "
+        f"--ckpt_path last."
+    )
+
+
+def refuse_faults(*collectors: Collector | None) -> None:
+    """Raise :class:`RunFault` for the first non-finite value that ``collectors`` (None: none on this rank) recorded.
+
+    Under DDP a collective, which every rank calls at the same point: every rank raises, with the message of the
+    first rank that met a fault, so that none is left waiting for the others.
+    """
+    messages = [collector.pop_fault() for collector in collectors if collector is not None]
+    fault = first_over_ranks(next((message for message in messages if message is not None), None))
+    if fault is not None:
+        raise RunFault(fault)
 
 
 def _with_final_observations(observations: Any, info: dict[str, Any]) -> Any:

@@ -11,7 +11,7 @@ from torch import Tensor
 from torch.utils.data import IterableDataset
 
 from rl_lightning.buffers import RolloutBatch, RolloutBuffer
-from rl_lightning.data.collector import Collector, PolicyState
+from rl_lightning.data.collector import Collector, PolicyState, refuse_faults
 from rl_lightning.distributed import min_over_ranks
 
 
@@ -146,6 +146,8 @@ class RolloutDataset(IterableDataset):
                 None if step.state is None else starts,
             )
             learner.env_steps += self.steps_per_env_step
+        if collector.check_finite:  # before anything learns from the rollout (a torch env's values: one sync)
+            refuse_faults(collector)
         last_values = learner.predict_values(collector.observations, collector.policy_state, collector.episode_starts)
         buffer.compute_returns_and_advantages(last_values)
 

@@ -354,3 +354,38 @@ def test_resuming_on_another_number_of_processes_is_refused_naming_both(runs: di
     message = r"written by 2 process\(es\) \(world size 2\) and this run has 1\..*Resume with devices x num_nodes = 2"
     with pytest.raises(ConfigurationError, match=message):
         trainer.fit(model, ckpt_path=runs["dqn"] / "checkpoints" / "last.ckpt")
+
+
+# ---------------------------------------------------------------------------------------------- faults
+def test_a_fault_on_one_rank_stops_every_rank_with_its_message(tmp_path: Path) -> None:
+    """PPO on 2 processes where only rank 1's env 0 (seed 3 + 1 * 2 + 0 = 5) returns a NaN, as its 5th observation.
+
+    Rank 1 cannot raise alone (rank 0 would wait for it in the next collective): both stop at the end of the
+    first rollout, each with rank 1's message, and nothing is checkpointed.
+    """
+    init_args = {
+        **RUNS["ppo"]["init_args"],
+        "env": "tests.toy_envs:RLLightningNonFinite-v0",
+        "env_kwargs": {"nan_at": 5, "nan_in": "observation", "nan_seed": 5},
+        "normalize_observations": False,
+        "seed": 3,
+    }
+    config = tmp_path / "nan.yaml"
+    trainer_config = {"accelerator": "cpu", "enable_progress_bar": False, "enable_model_summary": False}
+    config.write_text(yaml.safe_dump({"model": {"class_path": "rl_lightning.PPO", "init_args": init_args},
+                                      "trainer": trainer_config}))
+    root = tmp_path / "run"
+    process = start_ddp_fit(config, root)
+    try:
+        code = process.wait(timeout=240)
+    finally:
+        process.kill()
+    text = output(root)
+    assert code == 1, text
+    message = (
+        "rl-lightning: error: rank 1: env 0 returned a non-finite observation at vector step 5 ([nan]); it was "
+        "replaced by zeros until the run stopped here, and no checkpoint is written after it."
+    )
+    assert text.count(message) == 2, text  # one line from each rank
+    assert "Traceback" not in text
+    assert not (root / "checkpoints").exists()

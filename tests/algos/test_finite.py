@@ -10,7 +10,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from rl_lightning import DQN, PPO, RunFault
 from tests.helpers import DQN_SMALL, PPO_SMALL, trainer
-from tests.toy_envs import NON_FINITE_ID
+from tests.toy_envs import NON_FINITE_ID, TORCH_NON_FINITE_ID
 
 
 @pytest.mark.parametrize("nan_in", ["observation", "reward"])
@@ -23,6 +23,29 @@ def test_a_nan_from_the_env_stops_the_fit_before_any_checkpoint(tmp_path: Path, 
     ]
     with pytest.raises(RunFault, match=rf"^env 0 returned a non-finite {nan_in} at vector step 30 "):
         trainer(enable_checkpointing=True, callbacks=checkpoints).fit(dqn)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "options", "nan_in"),
+    [(PPO, PPO_SMALL, "observation"), (DQN, {**DQN_SMALL, "num_envs": 2}, "reward")],
+    ids=["ppo-rollout-end", "dqn-epoch-end"],
+)
+def test_a_nan_from_a_torch_env_stops_the_fit_at_the_next_check_before_any_checkpoint(
+    tmp_path: Path, algorithm: type, options: dict, nan_in: str
+) -> None:
+    """Env 1's 5th step: PPO reads it back at the end of its first rollout, DQN at the end of its first epoch."""
+    model = algorithm(
+        TORCH_NON_FINITE_ID,
+        vectorization="torch",
+        env_kwargs={"nan_env": 1, "nan_at": 5, "nan_in": nan_in, "max_episode_steps": 50},
+        **options,
+    )
+    checkpoints = [ModelCheckpoint(dirpath=tmp_path, filename="last")]
+    message = rf"^env 1 returned a non-finite {nan_in} at vector step 5; it was replaced by zeros until the run stopped"
+    with pytest.raises(RunFault, match=message):
+        trainer(enable_checkpointing=True, callbacks=checkpoints).fit(model)
+    assert model.env_steps == (PPO_SMALL["n_steps"] * 2 if algorithm is PPO else DQN_SMALL["steps_per_epoch"])
     assert list(tmp_path.iterdir()) == []
 
 

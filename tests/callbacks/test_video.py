@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,3 +122,22 @@ def test_evaluate_video_records_the_evaluated_episodes(tmp_path, capsys):
         main([*evaluate, "--video", str(tmp_path / "more"), "--num_envs", "2"])
     assert exit_.value.code == 2
     assert "--video plays the episodes one after another on one env" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pygame") is None, reason="CartPole renders with pygame")
+def test_evaluate_video_of_a_pygame_env_prints_no_error_line_without_a_desktop_session(tmp_path):
+    """``rl-lightning evaluate --video`` of CartPole, run as a user runs it, on a machine without XDG_RUNTIME_DIR:
+    pygame's display probe once printed ``error: XDG_RUNTIME_DIR is invalid ...`` though nothing failed."""
+    fitted = trainer(logger=False, limit_val_batches=0)
+    fitted.fit(DQN("CartPole-v1", total_timesteps=256, **TINY))
+    fitted.save_checkpoint(tmp_path / "agent.ckpt")
+    environment = {key: value for key, value in os.environ.items() if key != "XDG_RUNTIME_DIR"}
+    environment["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    command = [sys.executable, "-m", "rl_lightning.cli", "evaluate", "--ckpt_path", "agent.ckpt", "--episodes", "2"]
+    result = subprocess.run(
+        [*command, "--video", "videos"], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == []
+    assert json.loads(result.stdout.splitlines()[-1])["episodes"] == 2
+    assert sorted(path.name for path in (tmp_path / "videos").iterdir()) == ["episode_0.mp4", "episode_1.mp4"]

@@ -386,3 +386,23 @@ def test_a_non_finite_value_in_a_key_is_refused_naming_the_key() -> None:
     play(collector, 1)
     with pytest.raises(RunFault, match=r"env 0 returned a non-finite observation \(key 'flag'\) at vector step 2"):
         play(collector, 1)
+
+
+@pytest.mark.parametrize("nan_in", ["observation", "reward"])
+def test_without_stop_at_once_the_first_non_finite_value_is_zeroed_and_kept_for_the_check_point(nan_in: str) -> None:
+    """As under DDP: env 1 has a NaN at step 3, env 2 at step 4; the run goes on with zeros until pop_fault()."""
+    collector = Collector(non_finite_envs((None, 3, 4), nan_in), stop_at_once=False)
+    collector.reset(seed=0)
+    steps = [collector.step(collector.act(ZeroPolicy())) for _ in range(4)]
+    field = "next_observations" if nan_in == "observation" else "rewards"
+    assert [getattr(step, field).reshape(3).tolist() for step in steps] == [
+        [1.0, 1.0, 1.0], [2.0, 2.0, 2.0], [3.0, 0.0, 3.0], [4.0, 4.0, 0.0]
+    ]
+    shown = "[nan]" if nan_in == "observation" else "nan"  # the env's row as it was
+    assert collector.pop_fault() == (
+        f"env 1 returned a non-finite {nan_in} at vector step 3 ({shown}); it was replaced by zeros until the run "
+        f"stopped here, and no checkpoint is written after it. Fix the env (or wrap it to replace such values), then "
+        f"resume from the last checkpoint with --ckpt_path last."
+    )
+    assert collector.pop_fault() is None
+    collector.close()

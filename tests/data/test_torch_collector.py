@@ -22,7 +22,7 @@ from rl_lightning.envs import CartPole
 from rl_lightning.errors import ConfigurationError
 from tests.envs.test_torch_vector import moved_to_meta
 from tests.helpers import StepsSinceStartPolicy, ZeroPolicy
-from tests.toy_envs import TorchCountingEnv, counting_env
+from tests.toy_envs import TorchCountingEnv, TorchNonFiniteEnv, counting_env
 
 
 def torch_ending_envs(mode: AutoresetMode = AutoresetMode.SAME_STEP) -> TorchCountingEnv:
@@ -180,6 +180,41 @@ def test_the_per_step_path_never_synchronises_with_the_host() -> None:
     n_step = ReplayBuffer(64, (4,), torch.float32, (), torch.long, num_envs=4, n_step=2)
     with pytest.raises((NotImplementedError, RuntimeError)):
         n_step.add(*transition)
+
+
+@pytest.mark.parametrize("nan_in", ["observation", "reward"])
+def test_a_torch_envs_non_finite_value_is_zeroed_and_named_when_read_back(nan_in: str) -> None:
+    """Env 1 of 3 returns a NaN at its 2nd step (observation [2] or reward 2), in each episode of 3 steps."""
+    collector = Collector(TorchNonFiniteEnv(3, nan_env=1, nan_at=2, nan_in=nan_in, max_episode_steps=3))
+    collector.reset(seed=0)
+    steps = play(collector, 5)
+    field = "next_observations" if nan_in == "observation" else "rewards"
+    # Env 1's 2nd and 5th steps are the NaN's (the 4th starts a new episode): zeros there, env 0's counts elsewhere.
+    assert [float(getattr(step, field)[1]) for step in steps] == [1.0, 0.0, 3.0, 1.0, 0.0]
+    assert [float(getattr(step, field)[0]) for step in steps] == [1.0, 2.0, 3.0, 1.0, 2.0]
+    assert collector.pop_fault() == (
+        f"env 1 returned a non-finite {nan_in} at vector step 2; it was replaced by zeros until the run stopped "
+        f"here, and no checkpoint is written after it. Fix the env (or wrap it to replace such values), then resume "
+        f"from the last checkpoint with --ckpt_path last."
+    )
+    assert collector.pop_fault() is None  # read and forgotten
+    play(collector, 3)  # the 8th step is the next NaN
+    assert collector.pop_fault().startswith(f"env 1 returned a non-finite {nan_in} at vector step 8;")
+
+
+def test_the_first_non_finite_value_over_the_envs_is_named_and_the_check_can_be_turned_off() -> None:
+    env = TorchNonFiniteEnv(3, nan_env=2, nan_at=2, max_episode_steps=3)
+    env.poisoned[0] = True  # env 0 too, at the same step: the lower index is named
+    collector = Collector(env)
+    collector.reset(seed=0)
+    play(collector, 2)
+    assert collector.pop_fault().startswith("env 0 returned a non-finite observation at vector step 2;")
+
+    unchecked = Collector(TorchNonFiniteEnv(3, nan_env=2, nan_at=2, max_episode_steps=3), check_finite=False)
+    unchecked.reset(seed=0)
+    steps = play(unchecked, 2)
+    assert torch.isnan(steps[1].next_observations[2, 0])  # passed on as the env gave it
+    assert unchecked.pop_fault() is None
 
 
 def test_evaluation_on_a_torch_env_keeps_each_envs_quota() -> None:

@@ -189,6 +189,36 @@ def test_bad_input_exits_2_with_one_message_and_leaves_nothing(
     assert files(tmp_path) == ["config.yaml"]
 
 
+def test_a_run_folder_that_cannot_be_created_is_refused_with_exit_2(tmp_path: Path) -> None:
+    """The run folder's parent is a regular file: real for every user, root included (who ignores permissions)."""
+    (tmp_path / "results").write_text("a file where a folder was meant\n")
+    config = write_config(tmp_path)
+    code, stderr = cli(tmp_path, "fit", "--config", str(config), "--trainer.default_root_dir=results/run")
+    assert code == 2, stderr
+    assert message(stderr) == (
+        "rl-lightning: error: the run folder results/run cannot be created: results is a file, not a folder. "
+        "Choose another folder (--trainer.default_root_dir, or the checkpoint callback's dirpath)."
+    )
+    assert "Traceback" not in stderr
+    assert files(tmp_path) == ["config.yaml", "results"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_run_folder_is_refused_with_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "shared").mkdir(mode=0o555)
+    config = write_config(tmp_path)
+    try:
+        code, stderr = cli(tmp_path, "fit", "--config", str(config), "--trainer.default_root_dir=shared/run")
+    finally:
+        (tmp_path / "shared").chmod(0o755)
+    assert code == 2, stderr
+    assert message(stderr).startswith(
+        "rl-lightning: error: the run folder shared/run cannot be created: shared is read-only for this user."
+    ), stderr
+    assert files(tmp_path) == ["config.yaml"]
+    assert list((tmp_path / "shared").iterdir()) == []
+
+
 @pytest.mark.parametrize("seed", [0, 2, 20], ids=["unpickling-error", "index-error", "key-error"])
 def test_a_random_bytes_checkpoint_is_refused_with_exit_2(tmp_path: Path, seed: int) -> None:
     """4 KiB of random bytes; seeds 2 and 20 make torch's weights_only unpickler raise an IndexError and a
