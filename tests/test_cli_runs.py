@@ -150,8 +150,9 @@ def test_the_models_seed_is_the_one_seed_and_threads_default_to_one(tmp_path, ca
 def test_help_lists_the_commands_an_rl_user_has(capsys):
     assert run("--help") == 0
     printed = capsys.readouterr().out
-    assert printed.startswith("usage: rl-lightning [-h] {fit,validate,evaluate,report} ...")  # no test or predict
+    assert printed.startswith("usage: rl-lightning [-h] {fit,validate,evaluate,report,tune} ...")  # no test/predict
     assert "evaluate (play a trained agent from a checkpoint" in " ".join(printed.split())
+    assert "tune (hyperparameter search with Optuna" in " ".join(printed.split())
     assert run("fit", "--help") == 0
     assert capsys.readouterr().out.startswith("usage: rl-lightning [options] fit [-c CONFIG]")  # Lightning's own
 

@@ -18,7 +18,7 @@ PONG = {"env": "ALE/Pong-v5", "env_kwargs": {"frameskip": 1}, "wrappers": [Atari
 
 
 def test_atari_dqn_stores_each_frame_once_and_samples_uint8_stacks() -> None:
-    dqn = DQN(**PONG, **{**DQN_SMALL, "hidden_sizes": ()})
+    dqn = DQN(**PONG, **{**DQN_SMALL, "hidden_sizes": (), "buffer_size": 4096})  # 1M frames would be 7 GB
     assert isinstance(dqn.q_net.encoder, NatureCNN)
     buffer = dqn.make_buffer("cpu")
     assert isinstance(buffer, FrameStackReplayBuffer) and buffer.frames.shape[1:] == (84, 84)
