@@ -322,6 +322,42 @@ def label_groups(groups: list[Group]) -> None:
             group.label = name(group, shown)
 
 
+def parse_labels(values: Sequence[str]) -> dict[Path, str]:
+    """``FOLDER=NAME`` pairs (``--label``): the folders, resolved, and the names their runs' groups take."""
+    labels: dict[Path, str] = {}
+    for value in values:
+        folder, separator, name = value.partition("=")
+        if not separator or not folder or not name.strip():
+            raise ConfigurationError(f"--label {value}: expected FOLDER=NAME, e.g. runs/dqn_cartpole=DQN.")
+        labels[Path(folder).resolve()] = name.strip()
+    return labels
+
+
+def apply_labels(groups: list[Group], labels: dict[Path, str]) -> None:
+    """Name a group by ``labels``' name for the folder that holds every one of its runs (the configuration-derived
+    name stays for a group whose runs lie in no labelled folder, or in several). The same name may be given to the
+    folders of one configuration on several envs, which the comparison across envs then matches."""
+
+    def folder_of(run: Run) -> Path | None:
+        found = {folder for folder in labels for source in run.sources if folder in source.resolve().parents}
+        return max(found, key=lambda folder: len(folder.parts)) if found else None  # the innermost
+
+    for group in groups:
+        folders = {folder_of(run) for run in group.runs}
+        if len(folders) == 1 and None not in folders:
+            group.label = labels[folders.pop()]
+            group.variant = (f"label={group.label}",)  # matched by name across envs
+    names = defaultdict(list)
+    for group in groups:
+        names[(group.env_id, group.label)].append(group)
+    clashing = [label for (_, label), same in names.items() if len(same) > 1]
+    if clashing:
+        raise ConfigurationError(
+            f"--label: the name {clashing[0]!r} was given to runs of different configurations on one env; give each "
+            f"configuration its own name."
+        )
+
+
 # ------------------------------------------------------------------------------------------------ statistics
 def _rliable() -> Any:
     """rliable's ``library`` module, or the command that installs it."""
@@ -646,7 +682,7 @@ def format_comparison(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``rl-lightning report RUNS... [--out DIR] [--reps N] [--score_range ENV=LOW:HIGH ...]``.
+    """``rl-lightning report RUNS... [--out DIR] [--reps N] [--score_range ENV=LOW:HIGH] [--label FOLDER=NAME]``.
 
     Raises:
         ConfigurationError: bad input (no runs, no evaluations, rliable missing); the CLI prints it and exits with 2.
@@ -671,13 +707,24 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="the return range that normalises ENV's scores when several envs are compared (default: known ranges "
         "of classic control envs, else the lowest and highest final return among the runs)",
     )
+    parser.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="FOLDER=NAME",
+        help="name the configuration whose runs all lie under FOLDER (default: the algorithm and the hyperparameters "
+        "that set it apart); the same NAME on folders of several envs marks one configuration across them",
+    )
     args = parser.parse_args(argv)
     if args.reps < 100:
         raise ConfigurationError(f"--reps {args.reps}: a bootstrap interval needs at least 100 resamples.")
     given_ranges = parse_score_ranges(args.score_range)
     _rliable()  # before reading anything: say at once if the extra is missing
 
+    labels = parse_labels(args.label)
     groups = group_runs(find_runs(args.runs))
+    apply_labels(groups, labels)
+    groups.sort(key=lambda group: (group.env_id, group.label))
     summarise(groups, args.reps)
     lines = format_report(groups, args.reps)
     args.out.mkdir(parents=True, exist_ok=True)

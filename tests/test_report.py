@@ -349,3 +349,27 @@ def test_configurations_are_named_by_what_sets_them_apart():
     labels = [group.label for group in group_runs([run("E"), run("E", a=2, b=2, c=2), run("E", a=2, b=2, c=2, d=2)])]
     # Three keys do not tell the last two apart: all four are spelled out.
     assert labels == ["PPO a=1, b=1, c=1, d=1", "PPO a=2, b=2, c=2, d=1", "PPO a=2, b=2, c=2, d=2"]
+
+
+def test_labels_name_the_configurations_of_their_folders_and_match_them_across_envs(runs, tmp_path):
+    labelled = run_cli(
+        "report", str(runs), "--out", str(tmp_path), "--reps", REPS,
+        "--label", f"{runs / 'cartpole' / 'dqn'}=DQN (RL-Zoo)", "--label", f"{runs / 'acrobot' / 'dqn'}=DQN (RL-Zoo)",
+        "--label", f"{runs / 'cartpole' / 'ppo_lr'}=PPO fast",
+    )
+    assert labelled.status == 0, labelled.err
+    rows = table_rows(labelled.out)
+    assert {("CartPole-v1", "DQN (RL-Zoo)"), ("Acrobot-v1", "DQN (RL-Zoo)"), ("CartPole-v1", "PPO fast")} <= set(rows)
+    assert ("CartPole-v1", "PPO learning_rate=0.001") in rows  # runs in no labelled folder keep their derived name
+    assert_iqm_cell(rows[("CartPole-v1", "DQN (RL-Zoo)")][2], DQN_CARTPOLE_FINALS)
+    across_envs = labelled.out.split("Across 2 envs")[1]
+    assert re.search(r"^DQN \(RL-Zoo\)\s+3\s", across_envs, re.MULTILINE)  # one configuration, 3 runs on each env
+
+
+@pytest.mark.parametrize(
+    ("label", "message"),
+    [("no-equals-sign", "expected FOLDER=NAME"), ("cartpole=", "expected FOLDER=NAME")],
+)
+def test_a_malformed_label_is_refused(runs, tmp_path, label, message):
+    result = run_cli("report", str(runs), "--out", str(tmp_path), "--label", label)
+    assert result.status == 2 and message in result.err
