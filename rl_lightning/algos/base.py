@@ -53,6 +53,7 @@ from rl_lightning.algos.reporting import Reporting
 from rl_lightning.data import Collector, PolicyState, refuse_faults
 from rl_lightning.envs import EnvSpec, TorchVectorEnv, Vectorization, Wrapper, env_name, make_vector_env, probe_env
 from rl_lightning.errors import check_choice, check_hyperparameters
+from rl_lightning.tree import tree_leaves
 
 DEFAULT_EPOCH_STEPS = 10_000
 
@@ -259,6 +260,11 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, ActionM
         # few percent of a small update: only move what needs it.
         device = self.device
         for batch in batches:
-            if not all(t is None or (isinstance(t, Tensor) and t.device == device) for t in batch):
+            if not all(field is None or _on_device(field, device) for field in batch):
                 batch = move_data_to_device(batch, device)
             self.take_updates(batch)
+
+
+def _on_device(field: Any, device: torch.device) -> bool:
+    """Whether a batch field (a tensor, or a dict or tuple of them for Dict or Tuple observations) is on ``device``."""
+    return all(isinstance(leaf, Tensor) and leaf.device == device for _, leaf in tree_leaves(field))
