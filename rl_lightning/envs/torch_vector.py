@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import abc
 import operator
+import warnings
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -57,6 +59,40 @@ def where_rows(mask: torch.Tensor, if_true: torch.Tensor, if_false: torch.Tensor
     return torch.where(mask.view(-1, *([1] * (if_false.dim() - 1))), if_true, if_false)
 
 
+class CompiledTransition:
+    """A pure function of tensors compiled with ``torch.compile`` on its first call, or run as is where compiling
+    fails: a missing compiler shows only then, when inductor builds its kernel.
+
+    Args:
+        transition: the function; pure, so that running it again uncompiled after a failed compile is safe.
+    """
+
+    def __init__(self, transition: Callable[..., Any]) -> None:
+        self.eager = transition
+        self.compiled: Callable[..., Any] | None = None
+        try:
+            self.compiled = torch.compile(transition, dynamic=False)
+        except RuntimeError as err:  # torch.compile refuses some Python versions outright
+            self.fall_back(err)
+
+    def __call__(self, *args: torch.Tensor) -> Any:
+        if self.compiled is not None:
+            try:
+                return self.compiled(*args)
+            except torch._dynamo.exc.BackendCompilerFailed as err:
+                self.fall_back(err)
+        return self.eager(*args)
+
+    def fall_back(self, err: Exception) -> None:
+        """Run uncompiled from now on, saying why once."""
+        warnings.warn(
+            f"compile=True: torch.compile could not build the env's step ({str(err).strip().splitlines()[0]}); "
+            f"stepping uncompiled. Install a C++ compiler (CPU) or triton (GPU), or pass compile=False.",
+            stacklevel=4,
+        )
+        self.compiled = None
+
+
 class TorchVectorEnv(abc.ABC):
     """A batch of ``num_envs`` environments stepped together as tensors on ``device``.
 
@@ -95,7 +131,10 @@ class TorchVectorEnv(abc.ABC):
     pure functions of a state tensor ``(num_envs, state_size)``: :meth:`initial_state` (the reset distribution,
     drawn from :attr:`generator`), :meth:`dynamics` (one step of every env) and :meth:`observe`. This class adds
     the time limit, autoreset in both modes, seeding and saving. The state lives in the public attribute
-    ``state`` (like ``env.unwrapped.state`` of gymnasium's classic control envs), so tests may set it.
+    ``state`` (like ``env.unwrapped.state`` of gymnasium's classic control envs), so tests may set it. A step is
+    one random draw (:meth:`initial_state` for every env) and then :meth:`transition`, a pure function of tensors
+    that ``compile=True`` hands to ``torch.compile``: ``dynamics`` and ``observe`` must then be traceable by it
+    (tensor ops, branches on Python values only, as they must anyway to never synchronise).
 
     Args:
         num_envs: number of environments in the batch.
@@ -107,6 +146,12 @@ class TorchVectorEnv(abc.ABC):
             (or their names).
         autoreset_mode: ``AutoresetMode.SAME_STEP`` (no wasted step) or ``AutoresetMode.NEXT_STEP`` (or the mode's
             name, e.g. ``"next_step"``).
+        compile: compile :meth:`transition` (the whole step but the random draw) with ``torch.compile``, which fuses
+            its many small tensor ops into one kernel: faster where each op costs more to launch than to compute
+            (the CPU up to tens of thousands of envs), at the price of compiling at the first step (seconds) and
+            again for each new shape or dtype. The random stream is unchanged; the floats may differ from the
+            uncompiled step's in the last bits. Where compiling fails (no C++ compiler on the CPU, no triton on a
+            GPU) the env warns once and steps uncompiled.
     """
 
     def __init__(
@@ -119,6 +164,7 @@ class TorchVectorEnv(abc.ABC):
         device: torch.device | str | None = None,
         dtype: torch.dtype | str = torch.float32,
         autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP,
+        compile: bool = False,
     ) -> None:
         if num_envs < 1:
             raise ConfigurationError(f"num_envs={num_envs} must be at least 1.")
@@ -139,6 +185,7 @@ class TorchVectorEnv(abc.ABC):
         self.state: torch.Tensor | None = None
         self.elapsed_steps = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
         self.needs_reset = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
+        self._transition = CompiledTransition(self.transition) if compile else self.transition
 
     @abc.abstractmethod
     def initial_state(self, options: dict[str, Any] | None) -> torch.Tensor:
@@ -208,33 +255,52 @@ class TorchVectorEnv(abc.ABC):
         if self.state is None:
             raise RuntimeError(f"{type(self).__name__}: call reset() before step().")
         actions = torch.as_tensor(actions, device=self.device)
-        next_state, rewards, terminated = self.dynamics(self.state, actions)
-        elapsed_steps = self.elapsed_steps + 1
+        # A fresh state for every row, of which only the ended rows are kept: drawing for all rows keeps the
+        # shapes fixed, where drawing for the ended rows only would need their number on the host. Drawn here, out
+        # of the (possibly compiled) transition, so that the generator's stream is the same compiled or not.
+        fresh_state = self.initial_state(None)
+        (self.state, self.elapsed_steps, self.needs_reset), results = self._transition(
+            self.state, self.elapsed_steps, self.needs_reset, actions, fresh_state
+        )
+        return results
+
+    def transition(
+        self,
+        state: torch.Tensor,
+        elapsed_steps: torch.Tensor,
+        needs_reset: torch.Tensor,
+        actions: torch.Tensor,
+        fresh_state: torch.Tensor,
+    ) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], tuple[Any, ...]]:
+        """What :meth:`step` does once the fresh states are drawn, as a pure function of tensors (what ``compile``
+        compiles): the next ``(state, elapsed_steps, needs_reset)`` and the step's results.
+
+        Args:
+            state, elapsed_steps, needs_reset: the env's current ones (not modified).
+            actions: the actions, on ``device``.
+            fresh_state: a state of every env drawn from the reset distribution, kept in the rows that reset.
+        """
+        next_state, rewards, terminated = self.dynamics(state, actions)
+        elapsed_steps = elapsed_steps + 1
         if self.max_episode_steps is None:
             truncated = torch.zeros_like(terminated)
         else:
             truncated = elapsed_steps >= self.max_episode_steps
-        # A fresh state for every row, of which only the ended rows are kept: drawing for all rows keeps the
-        # shapes fixed, where drawing for the ended rows only would need their number on the host.
-        fresh_state = self.initial_state(None)
         if self.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP:
             ended = terminated | truncated
             final_observations = self.observe(next_state)
-            self.state = where_rows(ended, fresh_state, next_state)
+            state = where_rows(ended, fresh_state, next_state)
+            info = {"final_obs": final_observations, "_final_obs": ended}
             # Observing the merged state rather than merging two observations: one torch.where (slow on the CPU,
             # where it costs several additions) on the state only. observe works row by row, so the rows that did
             # not end are the same numbers as in final_observations.
-            observations = self.observe(self.state)
-            self.elapsed_steps = torch.where(ended, 0, elapsed_steps)
-            return observations, rewards, terminated, truncated, {"final_obs": final_observations, "_final_obs": ended}
-        resetting = self.needs_reset
-        self.state = where_rows(resetting, fresh_state, next_state)
-        self.elapsed_steps = torch.where(resetting, 0, elapsed_steps)
-        rewards = torch.where(resetting, 0.0, rewards)
-        terminated = terminated & ~resetting
-        truncated = truncated & ~resetting
-        self.needs_reset = terminated | truncated
-        return self.observe(self.state), rewards, terminated, truncated, {}
+            results = (self.observe(state), rewards, terminated, truncated, info)
+            return (state, elapsed_steps.masked_fill(ended, 0), needs_reset), results
+        state = where_rows(needs_reset, fresh_state, next_state)
+        terminated = terminated.masked_fill(needs_reset, False)
+        truncated = truncated.masked_fill(needs_reset, False)
+        results = (self.observe(state), rewards.masked_fill(needs_reset, 0.0), terminated, truncated, {})
+        return (state, elapsed_steps.masked_fill(needs_reset, 0), terminated | truncated), results
 
     def state_dict(self) -> dict[str, Any]:
         """Everything :meth:`load_state_dict` needs to continue exactly from here: tensors only, copies.

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import shutil
 import sys
+import warnings
 from typing import Any
 
 import gymnasium as gym
@@ -366,3 +368,57 @@ def test_bad_torch_env_arguments_are_refused(kwargs: dict[str, Any], message: st
 def test_step_before_reset_is_refused() -> None:
     with pytest.raises(RuntimeError, match=r"call reset\(\) before step\(\)"):
         CartPole(2).step(torch.zeros(2, dtype=torch.int64))
+
+
+def compiled_and_uncompiled(**kwargs: Any) -> tuple[CartPole, CartPole]:
+    """Two CartPoles reset with the same seed, the first with ``compile=True``."""
+    compiled, uncompiled = CartPole(compile=True, **kwargs), CartPole(**kwargs)
+    compiled.reset(seed=0)
+    uncompiled.reset(seed=0)
+    return compiled, uncompiled
+
+
+@pytest.fixture
+def fresh_dynamo() -> Any:
+    """torch.compile's caches emptied before and after: a test compiles anew rather than reusing another's graph."""
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+
+
+@pytest.mark.skipif(not any(map(shutil.which, ("g++", "clang++", "c++"))), reason="inductor needs a C++ compiler")
+@pytest.mark.usefixtures("fresh_dynamo")
+def test_compiled_step_matches_the_uncompiled_step_and_draws_the_same_random_stream() -> None:
+    # float64 and a 10-step limit: every row ends (and restarts from a fresh draw) several times in 40 steps.
+    compiled, uncompiled = compiled_and_uncompiled(num_envs=64, dtype=torch.float64, max_episode_steps=10)
+    generator = torch.Generator().manual_seed(0)
+    ends = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a failed compile would warn and step uncompiled: the comparison would be moot
+        for step in range(40):
+            actions = random_actions(uncompiled, generator)
+            ours, theirs = compiled.step(actions), uncompiled.step(actions)
+            # Rounding may differ in the last bits (inductor's own sin and cos), nothing more.
+            for a, b in ((ours[0], theirs[0]), (ours[1], theirs[1]), (ours[4]["final_obs"], theirs[4]["final_obs"])):
+                torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+            assert torch.equal(ours[2], theirs[2]) and torch.equal(ours[3], theirs[3]), f"step {step}"
+            assert torch.equal(ours[4]["_final_obs"], theirs[4]["_final_obs"])
+            ends += int(theirs[4]["_final_obs"].sum())
+    assert ends >= 4 * 64  # every env restarted at least 4 times: the fresh draws were compared too
+    assert torch.equal(compiled.generator.get_state(), uncompiled.generator.get_state())
+
+
+@pytest.mark.usefixtures("fresh_dynamo")
+def test_compile_without_a_compiler_warns_once_and_steps_uncompiled(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch._inductor.config.cpp, "cxx", ("no-such-compiler",))
+    monkeypatch.setattr(torch._inductor.config, "fx_graph_cache", False)  # a cached kernel would need no compiler
+    compiled, uncompiled = compiled_and_uncompiled(num_envs=8, max_episode_steps=3)
+    actions = torch.ones(8, dtype=torch.int64)
+    with pytest.warns(UserWarning, match="could not build the env's step .*stepping uncompiled"):
+        first = compiled.step(actions)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        steps = [first, *(compiled.step(actions) for _ in range(4))]
+    expected = [uncompiled.step(actions) for _ in range(5)]
+    assert ended_anywhere([step[:4] for step in expected])
+    assert_rollouts_equal([step[:4] for step in steps], [step[:4] for step in expected])
