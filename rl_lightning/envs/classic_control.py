@@ -9,7 +9,6 @@ limit of the registered id, the reset ranges (``options`` take gymnasium's keys)
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -72,23 +71,18 @@ class CartPole(TorchVectorEnv):
             compile=compile,
         )
         self.sutton_barto_reward = sutton_barto_reward
-        # gymnasium's numbers as 0-dim tensors of the env's dtype, made once: an op given a Python number converts it
-        # to such a tensor at every call, which on the CPU costs about as much as the op on a thousand envs.
-        numbers = {
-            "push_left": -self.force_mag,
-            "push_right": self.force_mag,
-            "gravity": self.gravity,
-            "masspole": self.masspole,
-            "total_mass": self.total_mass,
-            "length": self.length,
-            "polemass_length": self.polemass_length,
-            "four_thirds": 4.0 / 3.0,
-            "tau": self.tau,
-            "x_threshold": self.x_threshold,
-            "theta_threshold": self.theta_threshold_radians,
-        }
-        self.numbers = SimpleNamespace(
-            **{name: torch.tensor(value, dtype=self.dtype, device=self.device) for name, value in numbers.items()}
+        self.numbers = self.constants(
+            push_left=-self.force_mag,
+            push_right=self.force_mag,
+            gravity=self.gravity,
+            masspole=self.masspole,
+            total_mass=self.total_mass,
+            length=self.length,
+            polemass_length=self.polemass_length,
+            four_thirds=4.0 / 3.0,
+            tau=self.tau,
+            x_threshold=self.x_threshold,
+            theta_threshold=self.theta_threshold_radians,
         )
 
     def initial_state(self, options: dict[str, Any] | None) -> torch.Tensor:

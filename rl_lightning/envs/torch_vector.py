@@ -6,6 +6,7 @@ import abc
 import operator
 import warnings
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import gymnasium as gym
@@ -185,6 +186,7 @@ class TorchVectorEnv(abc.ABC):
         self.state: torch.Tensor | None = None
         self.elapsed_steps = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
         self.needs_reset = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
+        self._compile = compile
         self._transition = CompiledTransition(self.transition) if compile else self.transition
 
     @abc.abstractmethod
@@ -208,11 +210,22 @@ class TorchVectorEnv(abc.ABC):
     def observe(self, state: torch.Tensor) -> torch.Tensor:
         """The observations ``(num_envs, *obs_shape)`` of ``state``, as a new tensor (callers may modify it)."""
 
+    def constants(self, **numbers: float) -> SimpleNamespace:
+        """``numbers`` as the attributes of a namespace, for :meth:`dynamics`: uncompiled, 0-dim tensors of ``dtype``
+        on ``device`` (an op given a Python number converts it to such a tensor at every call, which on the CPU costs
+        about as much as the op on a thousand envs); compiled, the numbers themselves (the compiler bakes them into
+        its kernel, where it would check tensors at every call)."""
+        if self._compile:
+            return SimpleNamespace(**numbers)
+        return SimpleNamespace(
+            **{name: torch.tensor(value, dtype=self.dtype, device=self.device) for name, value in numbers.items()}
+        )
+
     def uniform(self, low: float | torch.Tensor, high: float | torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
         """Uniform samples in ``[low, high)`` of ``shape`` from :attr:`generator`; bounds that are tensors must be
         on ``device`` already (a copy from the host inside :meth:`step` would synchronise)."""
         unit = torch.rand(shape, generator=self.generator, device=self.device, dtype=self.dtype)
-        return low + (high - low) * unit
+        return unit.mul_(high - low).add_(low)  # in place: low + (high - low) * unit without two more tensors
 
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None
