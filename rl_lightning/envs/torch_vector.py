@@ -152,7 +152,10 @@ class TorchVectorEnv(abc.ABC):
             (the CPU up to tens of thousands of envs), at the price of compiling at the first step (seconds) and
             again for each new shape or dtype. The random stream is unchanged; the floats may differ from the
             uncompiled step's in the last bits. Where compiling fails (no C++ compiler on the CPU, no triton on a
-            GPU) the env warns once and steps uncompiled.
+            GPU) the env warns once and steps uncompiled. All envs share torch.compile's cache of
+            :meth:`transition`: a process compiles it for at most ``torch._dynamo.config.recompile_limit`` (8)
+            combinations of env class, autoreset mode, number of envs and dtype; envs past that step uncompiled,
+            as torch's log warns.
     """
 
     def __init__(
