@@ -151,7 +151,9 @@ class TorchVectorEnv(abc.ABC):
             its many small tensor ops into one kernel: faster where each op costs more to launch than to compute
             (the CPU up to tens of thousands of envs), at the price of compiling at the first step (seconds) and
             again for each new shape or dtype. The random stream is unchanged; the floats may differ from the
-            uncompiled step's in the last bits. Where compiling fails (no C++ compiler on the CPU, no triton on a
+            uncompiled step's in the last bits. A compiled env keeps its state column by column (see
+            :meth:`laid_out`), so observations that are the state (CartPole's) come column-major, as gymnasium's
+            native vector CartPole's do. Where compiling fails (no C++ compiler on the CPU, no triton on a
             GPU) the env warns once and steps uncompiled. All envs share torch.compile's cache of
             :meth:`transition`: a process compiles it for at most ``torch._dynamo.config.recompile_limit`` (8)
             combinations of env class, autoreset mode, number of envs and dtype; envs past that step uncompiled,
@@ -224,6 +226,12 @@ class TorchVectorEnv(abc.ABC):
             **{name: torch.tensor(value, dtype=self.dtype, device=self.device) for name, value in numbers.items()}
         )
 
+    def laid_out(self, state: torch.Tensor) -> torch.Tensor:
+        """``state`` as this env keeps it: compiled, column by column (each state variable contiguous over the envs,
+        so that the compiled kernel loads them as vectors; with rows of a few numbers it emits scalar code instead);
+        uncompiled, as it comes (row by row, as drawn), which the eager ops handle as fast and without a copy."""
+        return state.T.contiguous().T if self._compile and state.dim() == 2 else state
+
     def uniform(self, low: float | torch.Tensor, high: float | torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
         """Uniform samples in ``[low, high)`` of ``shape`` from :attr:`generator`; bounds that are tensors must be
         on ``device`` already (a copy from the host inside :meth:`step` would synchronise)."""
@@ -251,7 +259,7 @@ class TorchVectorEnv(abc.ABC):
                     f"{type(self).__name__}.reset takes one int seed for all its envs, not {seed!r}."
                 ) from None
             self.generator.manual_seed(seed)
-        self.state = self.initial_state(options)
+        self.state = self.laid_out(self.initial_state(options))
         self.elapsed_steps = torch.zeros_like(self.elapsed_steps)
         self.needs_reset = torch.zeros_like(self.needs_reset)
         return self.observe(self.state), {}
@@ -305,14 +313,14 @@ class TorchVectorEnv(abc.ABC):
         if self.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP:
             ended = terminated | truncated
             final_observations = self.observe(next_state)
-            state = where_rows(ended, fresh_state, next_state)
+            state = self.laid_out(where_rows(ended, fresh_state, next_state))
             info = {"final_obs": final_observations, "_final_obs": ended}
             # Observing the merged state rather than merging two observations: one torch.where (slow on the CPU,
             # where it costs several additions) on the state only. observe works row by row, so the rows that did
             # not end are the same numbers as in final_observations.
             results = (self.observe(state), rewards, terminated, truncated, info)
             return (state, elapsed_steps.masked_fill(ended, 0), needs_reset), results
-        state = where_rows(needs_reset, fresh_state, next_state)
+        state = self.laid_out(where_rows(needs_reset, fresh_state, next_state))
         terminated = terminated.masked_fill(needs_reset, False)
         truncated = truncated.masked_fill(needs_reset, False)
         results = (self.observe(state), rewards.masked_fill(needs_reset, 0.0), terminated, truncated, {})
