@@ -228,8 +228,8 @@ class TorchVectorEnv(abc.ABC):
 
     def laid_out(self, state: torch.Tensor) -> torch.Tensor:
         """``state`` as this env keeps it: compiled, column by column (each state variable contiguous over the envs,
-        so that the compiled kernel loads them as vectors; with rows of a few numbers it emits scalar code instead);
-        uncompiled, as it comes (row by row, as drawn), which the eager ops handle as fast and without a copy."""
+        so that the compiled kernel loads them as vectors; with rows of a few numbers inductor emits scalar code);
+        uncompiled, as it comes (row by row, as drawn: no copy, and the results of before bit for bit)."""
         return state.T.contiguous().T if self._compile and state.dim() == 2 else state
 
     def uniform(self, low: float | torch.Tensor, high: float | torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
@@ -364,7 +364,7 @@ class TorchVectorEnv(abc.ABC):
                 f"The saved generator state does not fit this env's generator on {self.device} ({err}); was it "
                 f"saved on another kind of device?"
             ) from None
-        self.state = state["state"].to(self.device, self.dtype, copy=True)
+        self.state = self.laid_out(state["state"].to(self.device, self.dtype, copy=True))
         self.elapsed_steps = state["elapsed_steps"].to(self.device, torch.int64, copy=True)
         self.needs_reset = state["needs_reset"].to(self.device, torch.bool, copy=True)
 
