@@ -55,6 +55,8 @@ class _PrioritizedSampling:
         self.tree = SumTree(self.capacity, device=self.device)
         # The largest p^alpha seen so far, on the device so that keeping it up to date reads nothing back.
         self.max_priority = torch.ones((), device=self.device)
+        self._max_priority_slot = self.max_priority.view(1)
+        self._max_slots = torch.zeros(0, dtype=torch.long, device=self.device)
 
     @property
     def beta(self) -> float:
@@ -87,11 +89,11 @@ class _PrioritizedSampling:
             beta = self._beta
         else:
             check_hyperparameters(beta=beta)
-        index = self.tree.sample(batch_size, self.generator)
-        if self.size < len(self.tree.levels[0]):  # a draw that rounding carried past the last priority may end there
-            index.clamp_(max=self.size - 1)
+        # A draw that rounding carried past the last priority in use may end there: clamped to it.
+        index = self.tree.sample(batch_size, self.generator, below=self.size)
         priorities = self.tree.levels[0].index_select(0, index)
-        # (N * P(i))^-beta / max_j (N * P(j))^-beta = (min_j p_j / p_i)^beta: N and the total cancel out.
+        # (N * P(i))^-beta / max_j (N * P(j))^-beta = (min_j p_j / p_i)^beta: N and the total cancel out. Made
+        # outside inference mode, as the loss keeps the weights for its backward pass.
         weights = (priorities.min() / priorities).pow_(beta)
         return ReplayBatch(**self._gather(index), indices=index, weights=weights)
 
@@ -107,9 +109,13 @@ class _PrioritizedSampling:
         """
         if indices is None:
             raise ValueError("update_priorities needs the indices of a batch of this buffer (batch.indices)")
-        priorities = priorities.detach().abs().to(torch.float32).add_(self.epsilon).pow_(self.alpha)
-        torch.maximum(self.max_priority, priorities.max(), out=self.max_priority)
-        self.tree.set(indices, priorities)
+        with torch.inference_mode():  # as the tree's own ops: nothing here needs autograd's bookkeeping
+            priorities = priorities.abs().to(torch.float32).add_(self.epsilon).pow_(self.alpha)
+            # The running maximum in one op: every value reduced into the one element.
+            if len(self._max_slots) != len(priorities):
+                self._max_slots = torch.zeros(len(priorities), dtype=torch.long, device=self.device)
+            self._max_priority_slot.scatter_reduce_(0, self._max_slots, priorities, "amax")
+            self.tree.set(indices, priorities)
 
     def state_dict(self, include_storage: bool = True) -> dict[str, Any]:
         """:meth:`ReplayBuffer.state_dict` and the priorities (a full tree's leaves handed over uncopied as well)."""

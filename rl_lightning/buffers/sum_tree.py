@@ -30,6 +30,12 @@ class SumTree:
     (measured: 16 us float64, 18 us float32 at 15,625 sums), which is memory-bound. Nothing is read back to the
     host: writes and searches are batched tensor ops on ``device``.
 
+    The tree's own ops run in :func:`torch.inference_mode`: no gradient ever flows through priorities, and on small
+    batches the autograd bookkeeping every other op pays is a good part of an op's cost (a draw and a write-back took
+    about a quarter less time, ``scripts/per_speed.py``). The indices :meth:`sample` and :meth:`find` return are
+    therefore inference tensors: index with them, or pass them back to :meth:`set`, but do not modify them in place
+    outside inference mode (``clone()`` them first), nor save them for a backward pass.
+
     Args:
         capacity: number of leaves (indices ``0 .. capacity - 1``); all start at 0.
         fanout: children per interior node (at least 2).
@@ -56,6 +62,8 @@ class SumTree:
         ]  # fmt: skip
         # Each level below the top as rows of siblings (views made once: a view costs as much as a small op).
         self._siblings = [level.view(-1, fanout) for level in self.levels[:-1]]
+        # Each block of leaves but its last: searching only the first fanout - 1 ends never goes past the last child.
+        self._leaf_heads = self._siblings[0][:, :-1] if self.depth else None
         # The top level's prefix sums after a leading 0: [k] is the mass before top node k, [k + 1] up to its end.
         # Searching only the first top - 1 ends never goes past the last node, as a clamp would do.
         self._top_prefix = torch.zeros(top + 1, dtype=torch.float64, device=self.device)
@@ -83,11 +91,12 @@ class SumTree:
         # reduction is order-free, so the same on every device, in one op; include_self=False ignores the old
         # values. (A transition drawn twice in one batch has one TD error anyway, unless the two draws saw
         # different noise.)
-        self.levels[0].scatter_reduce_(0, indices, values.to(torch.float32), "amax", include_self=False)
-        for siblings, above in zip(self._siblings, self.levels[1:], strict=True):
-            indices = indices.div(self.fanout, rounding_mode="floor")
-            # A repeated parent gets the same sum each time: the leaves are all written by now.
-            above.index_copy_(0, indices, siblings.index_select(0, indices).sum(1, dtype=torch.float64))
+        with torch.inference_mode():
+            self.levels[0].scatter_reduce_(0, indices, values.to(torch.float32), "amax", include_self=False)
+            for siblings, above in zip(self._siblings, self.levels[1:], strict=True):
+                indices = indices.div(self.fanout, rounding_mode="floor")
+                # A repeated parent gets the same sum each time: the leaves are all written by now.
+                above.index_copy_(0, indices, siblings.index_select(0, indices).sum(1, dtype=torch.float64))
 
     def fill(self, start: int, count: int, value: Tensor | float) -> None:
         """Write ``value`` at the ``count`` leaves from ``start`` on, wrapping past the last leaf to leaf 0.
@@ -98,11 +107,12 @@ class SumTree:
             value: the value written, a number or a 0-dim tensor on the tree's device.
         """
         end = start + count
-        if end <= self.capacity:
-            self._fill_range(start, end, value)
-        else:
-            self._fill_range(start, self.capacity, value)
-            self._fill_range(0, end - self.capacity, value)
+        with torch.inference_mode():
+            if end <= self.capacity:
+                self._fill_range(start, end, value)
+            else:
+                self._fill_range(start, self.capacity, value)
+                self._fill_range(0, end - self.capacity, value)
 
     def _fill_range(self, start: int, end: int, value: Tensor | float) -> None:
         # A contiguous range of leaves has contiguous ranges of ancestors: slices, no index tensors.
@@ -124,10 +134,11 @@ class SumTree:
         Returns:
             The leaf indices, a 1-dim long tensor like ``targets``.
         """
-        torch.cumsum(self.levels[-1], 0, dtype=torch.float64, out=self._top_ends)
-        return self._descend(targets.to(torch.float64))
+        with torch.inference_mode():
+            torch.cumsum(self.levels[-1], 0, dtype=torch.float64, out=self._top_ends)
+            return self._descend(targets.to(torch.float64))
 
-    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample(self, batch_size: int, generator: torch.Generator | None = None, below: int | None = None) -> Tensor:
         """``batch_size`` leaves drawn in proportion to their values, one from each of ``batch_size`` equal slices
         of the total (stratified sampling: the batch spreads over the whole distribution).
 
@@ -136,16 +147,22 @@ class SumTree:
         Args:
             batch_size: leaves drawn.
             generator: the random stream of the draws, on the tree's device.
+            below: if given, indices at or past it (leaves of value 0 that only rounding can reach) are clamped to
+                ``below - 1``: the number of leaves in use.
 
         Returns:
             The leaf indices, a 1-dim long tensor, ascending (the slices are in order).
         """
-        torch.cumsum(self.levels[-1], 0, dtype=torch.float64, out=self._top_ends)
-        if len(self._slice_starts) != batch_size:
-            self._slice_starts = torch.arange(batch_size, dtype=torch.float64, device=self.device) / batch_size
-        # (k + u) / batch_size of the total, u uniform in [0, 1): a draw in slice k.
-        draws = torch.rand(batch_size, dtype=torch.float64, device=self.device, generator=generator)
-        return self._descend(torch.add(self._slice_starts, draws, alpha=1 / batch_size).mul_(self._top_total))
+        with torch.inference_mode():
+            torch.cumsum(self.levels[-1], 0, dtype=torch.float64, out=self._top_ends)
+            if len(self._slice_starts) != batch_size:
+                self._slice_starts = torch.arange(batch_size, dtype=torch.float64, device=self.device) / batch_size
+            # (k + u) / batch_size of the total, u uniform in [0, 1): a draw in slice k.
+            draws = torch.rand(batch_size, dtype=torch.float64, device=self.device, generator=generator)
+            leaves = self._descend(torch.add(self._slice_starts, draws, alpha=1 / batch_size).mul_(self._top_total))
+            if below is not None and below < len(self.levels[0]):
+                leaves.clamp_(max=below - 1)
+            return leaves
 
     def _descend(self, targets: Tensor) -> Tensor:
         """Walk from the top level down to the leaves, keeping each target relative to the node it is in."""
@@ -161,13 +178,14 @@ class SumTree:
             nodes = child.view(-1).add_(nodes, alpha=self.fanout)
         # The leaves need no target within them, and searching only the first fanout - 1 ends never goes past the
         # last child: one op less than a clamp, on the level every draw passes.
-        ends = self._siblings[0].index_select(0, nodes)[:, :-1].cumsum(1, dtype=torch.float64)
+        ends = self._leaf_heads.index_select(0, nodes).cumsum(1, dtype=torch.float64)
         return torch.searchsorted(ends, targets, right=True).view(-1).add_(nodes, alpha=self.fanout)
 
     def clear(self) -> None:
         """Set every leaf (and so every sum) to 0."""
-        for level in self.levels:
-            level.zero_()
+        with torch.inference_mode():
+            for level in self.levels:
+                level.zero_()
 
     def state_dict(self, used: int) -> dict[str, Any]:
         """The leaves ``0 .. used - 1`` (all others must be 0) and the interior sums.
@@ -190,7 +208,8 @@ class SumTree:
                 f"the saved sum tree (levels {[len(leaves)] + [len(s) for s in sums]}) does not fit this one "
                 f"(capacity {self.capacity}, levels {shapes}): capacity, fanout or top_size differ"
             )
-        self.levels[0].zero_()
-        self.levels[0][: len(leaves)] = leaves.to(self.device)
-        for level, saved in zip(self.levels[1:], sums, strict=True):
-            level.copy_(saved)
+        with torch.inference_mode():
+            self.levels[0].zero_()
+            self.levels[0][: len(leaves)] = leaves.to(self.device)
+            for level, saved in zip(self.levels[1:], sums, strict=True):
+                level.copy_(saved)
