@@ -6,10 +6,11 @@ alternating its sides in one process (A, B, A, B, ...) so that the machine's loa
 
 - **sampling**: ``ReplayBuffer.sample(64)`` against ``PrioritizedReplayBuffer.sample(64)``, and the prioritized
   draw followed by its priority write-back (``update_priorities``), which a training step always pays too;
-- **DQN step**: one update in plain PyTorch of the CartPole MLP (4 -> 64 -> 64 -> 2, a target network of the
-  same shape), batch 64: draw, TD target, Huber loss, backward, fused Adam step (as ``make_optimizer`` builds
-  it). The prioritized side weights the Huber losses by the batch's importance weights and writes the new
-  priorities back; nothing else differs. (No gradient clipping: it would add the same cost to both sides, and
+- **DQN step**: one update in plain PyTorch of the CartPole MLP (4 -> 256 -> 256 -> 2 as in
+  ``experiments/dqn_cartpole.yaml``, ``--hidden 64`` for SB3's default 64 -> 64; a target network of the same
+  shape), batch 64: draw, TD target, Huber loss, backward, fused Adam step (as ``make_optimizer`` builds it).
+  The prioritized side weights the Huber losses by the batch's importance weights and writes the new priorities
+  back; nothing else differs. (No gradient clipping: it would add the same cost to both sides, and
   so lower the ratio.)
 - **tree shapes**: ``SumTree.sample(64)`` followed by ``SumTree.set`` of 64 leaves, over 1M leaves, for the
   shapes in ``TREE_SHAPES`` (``fanout``, ``top_size``): a binary tree, narrow and wide trees of several levels,
@@ -176,10 +177,11 @@ def sampling_sides(uniform: ReplayBuffer, prioritized: PrioritizedReplayBuffer) 
     }
 
 
-def dqn_sides(uniform: ReplayBuffer, prioritized: PrioritizedReplayBuffer) -> dict[str, Side]:
+def dqn_sides(uniform: ReplayBuffer, prioritized: PrioritizedReplayBuffer, hidden: int) -> dict[str, Side]:
     def dqn_steps(buffer: ReplayBuffer, gamma: float = 0.99) -> Side:
         torch.manual_seed(0)
-        q_net = nn.Sequential(nn.Linear(4, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 2))
+        layers = [nn.Linear(4, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 2)]
+        q_net = nn.Sequential(*layers)
         q_target = copy.deepcopy(q_net).requires_grad_(False)
         optimizer = torch.optim.Adam(q_net.parameters(), fused=True)
 
@@ -231,15 +233,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--capacity", type=int, default=1_000_000, help="transitions in each buffer")
     parser.add_argument("--rounds", type=int, default=7, help="alternations of each comparison")
+    parser.add_argument(
+        "--hidden", type=int, default=256, help="width of the DQN step's two hidden layers (the CartPole config's: 256)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     uniform, prioritized = full_buffers(args.capacity)
     print(f"load average before: {os.getloadavg()}, torch {torch.__version__}, capacity {args.capacity:,}")
     sampling = compare(sampling_sides(uniform, prioritized), 500, args.rounds)
-    step = compare(dqn_sides(uniform, prioritized), 200, args.rounds)
+    step = compare(dqn_sides(uniform, prioritized, args.hidden), 200, args.rounds)
     trees = compare(tree_sides(prioritized), 300, args.rounds)
     print(f"load average after: {os.getloadavg()}, {args.rounds} rounds, medians")
-    tables = [("sampling, batch 64", sampling), ("DQN step, batch 64", step), ("SumTree sample + set, 64", trees)]
+    step_title = f"DQN step, batch 64, {args.hidden}-{args.hidden} MLP"
+    tables = [("sampling, batch 64", sampling), (step_title, step), ("SumTree sample + set, 64", trees)]
     print(*(table(title, rows) for title, rows in tables), sep="\n\n")
 
 
