@@ -13,6 +13,7 @@ speed.
     python scripts/benchmark.py                        # every algorithm, 3 seeds, full budgets
     python scripts/benchmark.py --algos dqn --seeds 5 --output results.json --markdown results.md
     python scripts/benchmark.py --quick --seeds 1      # small budgets: checks that everything runs
+    python scripts/benchmark.py --algos dqn_acrobot --timesteps 50000 --set gradient_steps=1   # both sides
 
 The parent process imports neither torch nor either library, so that it adds nothing to the peak memory
 measured for its children.
@@ -236,7 +237,7 @@ def child_main(spec: dict[str, Any]) -> None:
     torch.set_num_threads(spec["threads"])
     benchmark = BENCHMARKS[spec["algo"]]
     hyperparameters = load_hyperparameters(benchmark.settings)
-    hyperparameters.update(seed=spec["seed"], total_timesteps=spec["total_timesteps"])
+    hyperparameters.update(spec.get("overrides", {}), seed=spec["seed"], total_timesteps=spec["total_timesteps"])
     train = benchmark.ours if spec["library"] == "rl-lightning" else benchmark.sb3
     outcome = train(hyperparameters, benchmark.settings.eval_episodes, spec["seed"] + EVAL_SEED_OFFSET)
     Path(spec["result_path"]).write_text(json.dumps(asdict(outcome)))
@@ -265,7 +266,9 @@ def peak_rss_mb(usage: Any) -> float:
     return usage.ru_maxrss * scale / 2**20
 
 
-def run_child(algo: str, library: str, seed: int, total_timesteps: int, threads: int, workdir: Path) -> Run:
+def run_child(
+    algo: str, library: str, seed: int, total_timesteps: int, threads: int, workdir: Path, overrides: dict[str, Any]
+) -> Run:
     """Run one training in a fresh interpreter; its peak memory comes from the kernel's accounting of it."""
     result_path, log_path = workdir / f"{algo}-{library}-{seed}.json", workdir / f"{algo}-{library}-{seed}.log"
     spec = dict(
@@ -275,6 +278,7 @@ def run_child(algo: str, library: str, seed: int, total_timesteps: int, threads:
         total_timesteps=total_timesteps,
         threads=threads,
         result_path=str(result_path),
+        overrides=overrides,
     )
     # OpenMP and MKL size their pools when torch loads; the child's torch.set_num_threads does the rest.
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
@@ -375,17 +379,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--algos", nargs="+", choices=sorted(BENCHMARKS), default=sorted(BENCHMARKS))
     parser.add_argument("--seeds", type=int, default=3, help="seeds per library: 0 .. N-1 (default 3)")
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="start the seeds here instead (to split a study over processes)"
+    )
     parser.add_argument("--quick", action="store_true", help="small env-step budgets, to check that it all runs")
     parser.add_argument(
         "--timesteps", type=int, help="one env-step budget for every algorithm, instead of its config's (both sides)"
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads in every run (default 1)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one hyperparameter of the configs' model.init_args for both libraries (a YAML value; repeatable)",
+    )
     parser.add_argument("--output", type=Path, help="write settings, machine, runs and means as JSON here")
     parser.add_argument("--markdown", type=Path, help="write the table as markdown here")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: the JSON spec of one run
     args = parser.parse_args(argv)
-    if args.seeds < 1 or args.threads < 1:
-        parser.error("--seeds and --threads must be at least 1")
+    if args.seeds < 1 or args.threads < 1 or args.first_seed < 0:
+        parser.error("--seeds and --threads must be at least 1, --first-seed at least 0")
+    args.overrides = {}
+    for item in args.set:
+        key, equals, value = item.partition("=")
+        if not equals or not key:
+            parser.error(f"--set {item!r}: expected KEY=VALUE, e.g. --set gradient_steps=1")
+        args.overrides[key] = value
     return args
 
 
@@ -395,12 +415,21 @@ def main(argv: list[str] | None = None) -> int:
         child_main(json.loads(args.child))
         return 0
 
+    import yaml
+
+    overrides = {key: yaml.safe_load(value) for key, value in args.overrides.items()}
     budgets = {}
     for algo in args.algos:
         settings = BENCHMARKS[algo].settings
-        budgets[algo] = settings.quick_timesteps if args.quick else load_hyperparameters(settings)["total_timesteps"]
+        hyperparameters = load_hyperparameters(settings)
+        unknown = sorted(set(overrides) - set(hyperparameters) - {"class_path"})
+        if unknown:
+            print(f"--set {', '.join(unknown)}: not in {settings.config}'s model.init_args", file=sys.stderr)
+            return 2
+        budgets[algo] = settings.quick_timesteps if args.quick else hyperparameters["total_timesteps"]
         budgets[algo] = args.timesteps or budgets[algo]
-    plan = [(algo, library, seed) for algo in args.algos for seed in range(args.seeds) for library in LIBRARIES]
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    plan = [(algo, library, seed) for algo in args.algos for seed in seeds for library in LIBRARIES]
     info = machine()
     load = ", ".join(f"{value:.1f}" for value in info["load_average_at_start"])
     print(f"{len(plan)} runs, {args.threads} torch thread(s) each; {info['cpu_count']} CPUs, load average {load}")
@@ -408,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="rl-lightning-benchmark-") as workdir:
         for index, (algo, library, seed) in enumerate(plan, start=1):
             print(f"[{index}/{len(plan)}] {algo} {library} seed {seed}: {budgets[algo]} env steps ...", flush=True)
-            run = run_child(algo, library, seed, budgets[algo], args.threads, Path(workdir))
+            run = run_child(algo, library, seed, budgets[algo], args.threads, Path(workdir), overrides)
             print(
                 f"    {run.wall_s:.1f} s, {run.env_steps_per_s:.0f} env steps/s, {run.peak_rss_mb:.0f} MB, "
                 f"eval return {run.eval_return_mean:.1f}",
@@ -426,10 +455,11 @@ def main(argv: list[str] | None = None) -> int:
         report = {
             "settings": {
                 "algos": args.algos,
-                "seeds": args.seeds,
+                "seeds": list(seeds),
                 "quick": args.quick,
                 "threads": args.threads,
                 "budgets": budgets,
+                "overrides": overrides,
                 "configs": {algo: BENCHMARKS[algo].settings.config for algo in args.algos},
             },
             "machine": info,
