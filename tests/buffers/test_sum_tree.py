@@ -150,3 +150,18 @@ def test_on_a_gpu_writes_and_draws_never_wait_for_the_host() -> None:
     assert tree.leaves[[0, 1, 5, 70, 999_999]].tolist() == [0.5, 0.5, 2.0, 4.0, 3.0]
     assert tree.total().item() == 10.0
     assert set(drawn.tolist()) <= {0, 1, 5, 70, 999_999}
+
+
+def test_a_draw_that_rounding_carries_to_the_total_is_clamped_below_the_leaves_in_use(
+    shape: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = SumTree(10, *shape)
+    tree.set(torch.arange(6), torch.ones(6))  # leaves 0-5 in use, 6-9 (and the padding) empty
+    # u = 1 puts the last slice's draw at the total itself: the search then ends at its node's last leaf.
+    monkeypatch.setattr(torch, "rand", lambda n, **kwargs: torch.ones(n, dtype=kwargs["dtype"]))
+    unclamped, clamped = tree.sample(3), tree.sample(3, below=6)
+    assert unclamped[-1] > 5  # an empty leaf: what `below` is for
+    assert clamped.tolist() == [*unclamped[:-1].tolist(), 5]
+    # Indices are inference tensors: usable to index and to write back, as a batch's indices are.
+    tree.set(clamped, torch.full((3,), 2.0))
+    assert tree.leaves[5] == 2.0
