@@ -21,6 +21,7 @@ measured for its children.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import json
 import os
@@ -74,6 +75,12 @@ def load_hyperparameters(settings: Settings) -> dict[str, Any]:
     return {"class_path": model["class_path"], **model["init_args"]}
 
 
+def import_object(class_path: str) -> Any:
+    """The object a YAML's ``class_path`` names (``"rl_lightning.DQN"``)."""
+    module_name, _, name = class_path.rpartition(".")
+    return getattr(importlib.import_module(module_name), name)
+
+
 def train_ours(hyperparameters: dict[str, Any], eval_episodes: int, eval_seed: int) -> Outcome:
     """Any rl-lightning algorithm: ``Trainer.fit`` with no logger, checkpoints, progress bar or validation."""
     import lightning as L
@@ -82,8 +89,12 @@ def train_ours(hyperparameters: dict[str, Any], eval_episodes: int, eval_seed: i
     from rl_lightning.data import Collector, evaluate_policy
 
     init_args = dict(hyperparameters)
-    module_name, _, class_name = init_args.pop("class_path").rpartition(".")
-    algorithm = getattr(importlib.import_module(module_name), class_name)
+    algorithm = import_object(init_args.pop("class_path"))
+    # The YAML's wrappers as the CLI builds them: the class, with its init_args bound.
+    init_args["wrappers"] = [
+        functools.partial(import_object(wrapper["class_path"]), **wrapper.get("init_args", {}))
+        for wrapper in init_args.get("wrappers", [])
+    ]
     L.seed_everything(init_args["seed"], verbose=False)
 
     started = time.perf_counter()
@@ -113,6 +124,7 @@ OURS_ONLY = {
     "class_path",
     "env",
     "env_kwargs",
+    "wrappers",  # SB3: its Atari wrappers (see sb3_envs)
     "num_envs",
     "total_timesteps",
     "steps_per_epoch",
@@ -153,23 +165,50 @@ SCHEDULES = ("learning_rate", "clip_range", "clip_range_vf")
 """Hyperparameters that may be ``"lin_<initial>"`` schedules."""
 
 
+def is_atari(hyperparameters: dict[str, Any]) -> bool:
+    """Whether our config preprocesses Atari frames with ``AtariPreset`` (SB3 then uses its own Atari wrappers)."""
+    return any("AtariPreset" in wrapper["class_path"] for wrapper in hyperparameters.get("wrappers", []))
+
+
+def sb3_envs(hyperparameters: dict[str, Any], n_envs: int, seed: int, evaluation: bool = False) -> Any:
+    """SB3's vector env for our config: ``make_vec_env``, or for Atari ``make_atari_env`` and a 4-frame stack.
+
+    SB3's ``AtariWrapper`` is our ``AtariPreset`` (30 no-ops, frame skip 4 with max-pool, 84x84 gray, fire on
+    reset, life loss ends an episode and rewards clipped, for training); evaluation envs play whole games with the
+    game's rewards, as ours do.
+    """
+    from stable_baselines3.common.env_util import make_atari_env, make_vec_env
+    from stable_baselines3.common.vec_env import VecFrameStack
+
+    env_id, env_kwargs = hyperparameters["env"], hyperparameters.get("env_kwargs")
+    if not is_atari(hyperparameters):
+        return make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs)
+    import ale_py
+    import gymnasium as gym
+
+    gym.register_envs(ale_py)  # not rl_lightning's lazy registration: importing it would add to SB3's peak memory
+    wrapper_kwargs = {"terminal_on_life_loss": False, "clip_reward": False} if evaluation else None
+    env = make_atari_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs, wrapper_kwargs=wrapper_kwargs)
+    return VecFrameStack(env, n_stack=4)
+
+
 def train_sb3(algorithm: str) -> TrainFn:
-    """A :data:`TrainFn` for the SB3 class ``algorithm`` (e.g. ``"DQN"``) with its ``MlpPolicy``."""
+    """A :data:`TrainFn` for the SB3 class ``algorithm`` (e.g. ``"DQN"``): ``MlpPolicy``, or ``CnnPolicy`` on Atari."""
 
     def train(hyperparameters: dict[str, Any], eval_episodes: int, eval_seed: int) -> Outcome:
         import numpy as np
         import stable_baselines3
-        from stable_baselines3.common.env_util import make_vec_env
         from stable_baselines3.common.evaluation import evaluate_policy
         from stable_baselines3.common.noise import NormalActionNoise
         from stable_baselines3.common.vec_env import VecNormalize
 
         sb3_class = getattr(stable_baselines3, algorithm)
-        env_id, env_kwargs, seed = hyperparameters["env"], hyperparameters.get("env_kwargs"), hyperparameters["seed"]
+        seed = hyperparameters["seed"]
         norm_obs, norm_reward = (bool(hyperparameters.get(f"normalize_{what}")) for what in ("observations", "rewards"))
+        policy = "CnnPolicy" if is_atari(hyperparameters) else "MlpPolicy"
 
         started = time.perf_counter()
-        env = make_vec_env(env_id, n_envs=hyperparameters.get("num_envs", 1), seed=seed, env_kwargs=env_kwargs)
+        env = sb3_envs(hyperparameters, hyperparameters.get("num_envs", 1), seed)
         if norm_obs or norm_reward:
             # Ours normalizes inside the module; SB3 (and RL-Zoo's `normalize: true`) wraps the envs, with the
             # algorithm's gamma for the return statistics as RL-Zoo passes it.
@@ -179,12 +218,12 @@ def train_sb3(algorithm: str) -> TrainFn:
             # Ours: the std of Gaussian exploration noise in units of the action half-range; SB3 takes a noise object.
             std = arguments["action_noise"] * (env.action_space.high - env.action_space.low) / 2
             arguments["action_noise"] = NormalActionNoise(np.zeros(env.action_space.shape), std)
-        model = sb3_class("MlpPolicy", env, device="cpu", verbose=0, **arguments)
+        model = sb3_class(policy, env, device="cpu", verbose=0, **arguments)
         model.learn(total_timesteps=hyperparameters["total_timesteps"], progress_bar=False)
         wall_s = time.perf_counter() - started
 
         # One env seeded like ours: the same sequence of initial states, episode after episode.
-        eval_env = make_vec_env(env_id, n_envs=1, seed=eval_seed, env_kwargs=env_kwargs)
+        eval_env = sb3_envs(hyperparameters, 1, eval_seed, evaluation=True)
         if isinstance(env, VecNormalize):  # the training statistics, frozen, on unnormalized rewards
             eval_env = VecNormalize(eval_env, training=False, norm_obs=norm_obs, norm_reward=False)
             eval_env.obs_rms = env.obs_rms
@@ -224,7 +263,23 @@ BENCHMARKS: dict[str, Benchmark] = {
     "ppo_acrobot": Benchmark(
         train_ours, train_sb3("PPO"), Settings("experiments/ppo_acrobot.yaml", quick_timesteps=8_192)
     ),
+    # Pong (PongNoFrameskip-v4, SB3's AtariWrapper and a 4-frame stack against our AtariPreset), RL-Zoo's Atari sets:
+    # PPO with 8 envs; DQN with its 100k buffer, learning from 1/4 of any budget on (the config's 100k would leave a
+    # short budget without an update). One whole game evaluated (an untrained agent's takes ~800 steps).
+    "ppo_pong": Benchmark(
+        train_ours,
+        train_sb3("PPO"),
+        Settings("experiments/ppo_pong.yaml", quick_timesteps=2_048, eval_episodes=1),
+    ),
+    "dqn_pong": Benchmark(
+        train_ours,
+        train_sb3("DQN"),
+        Settings("experiments/dqn_pong.yaml", quick_timesteps=2_000, eval_episodes=1),
+    ),
 }
+
+LEARNING_STARTS_SHARE = {"dqn_pong": 0.25}
+"""Entries whose ``learning_starts`` is this share of the run's budget (both libraries), so that updates are timed."""
 
 LIBRARIES = ("rl-lightning", "sb3")
 
@@ -237,6 +292,8 @@ def child_main(spec: dict[str, Any]) -> None:
     benchmark = BENCHMARKS[spec["algo"]]
     hyperparameters = load_hyperparameters(benchmark.settings)
     hyperparameters.update(seed=spec["seed"], total_timesteps=spec["total_timesteps"])
+    if spec["algo"] in LEARNING_STARTS_SHARE:
+        hyperparameters["learning_starts"] = int(LEARNING_STARTS_SHARE[spec["algo"]] * spec["total_timesteps"])
     train = benchmark.ours if spec["library"] == "rl-lightning" else benchmark.sb3
     outcome = train(hyperparameters, benchmark.settings.eval_episodes, spec["seed"] + EVAL_SEED_OFFSET)
     Path(spec["result_path"]).write_text(json.dumps(asdict(outcome)))
