@@ -48,6 +48,8 @@ class Outcome:
 
     env_steps: int
     wall_s: float
+    cpu_s: float
+    """CPU time of the process over the same span as ``wall_s``: what a busy machine's other work does not add."""
     eval_returns: list[float]
 
 
@@ -97,7 +99,7 @@ def train_ours(hyperparameters: dict[str, Any], eval_episodes: int, eval_seed: i
     ]
     L.seed_everything(init_args["seed"], verbose=False)
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     model = algorithm(**init_args)
     trainer = L.Trainer(
         accelerator="cpu",
@@ -111,13 +113,13 @@ def train_ours(hyperparameters: dict[str, Any], eval_episodes: int, eval_seed: i
         limit_val_batches=0,  # no evaluation while training: SB3 runs without an eval callback
     )
     trainer.fit(model)
-    wall_s = time.perf_counter() - started
+    wall_s, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
 
     collector = Collector(model.make_env(1))  # the module's own env: same kwargs and wrappers as training
     with torch.no_grad():
         episodes = evaluate_policy(model, collector, eval_episodes, seed=eval_seed)
     collector.close()
-    return Outcome(model.env_steps, wall_s, episodes.returns.tolist())
+    return Outcome(model.env_steps, wall_s, cpu_s, episodes.returns.tolist())
 
 
 OURS_ONLY = {
@@ -207,7 +209,7 @@ def train_sb3(algorithm: str) -> TrainFn:
         norm_obs, norm_reward = (bool(hyperparameters.get(f"normalize_{what}")) for what in ("observations", "rewards"))
         policy = "CnnPolicy" if is_atari(hyperparameters) else "MlpPolicy"
 
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         env = sb3_envs(hyperparameters, hyperparameters.get("num_envs", 1), seed)
         if norm_obs or norm_reward:
             # Ours normalizes inside the module; SB3 (and RL-Zoo's `normalize: true`) wraps the envs, with the
@@ -220,7 +222,7 @@ def train_sb3(algorithm: str) -> TrainFn:
             arguments["action_noise"] = NormalActionNoise(np.zeros(env.action_space.shape), std)
         model = sb3_class(policy, env, device="cpu", verbose=0, **arguments)
         model.learn(total_timesteps=hyperparameters["total_timesteps"], progress_bar=False)
-        wall_s = time.perf_counter() - started
+        wall_s, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
 
         # One env seeded like ours: the same sequence of initial states, episode after episode.
         eval_env = sb3_envs(hyperparameters, 1, eval_seed, evaluation=True)
@@ -232,7 +234,7 @@ def train_sb3(algorithm: str) -> TrainFn:
         )
         eval_env.close()
         env.close()
-        return Outcome(model.num_timesteps, wall_s, [float(r) for r in returns])
+        return Outcome(model.num_timesteps, wall_s, cpu_s, [float(r) for r in returns])
 
     return train
 
@@ -310,6 +312,7 @@ class Run:
     total_timesteps: int
     env_steps: int
     wall_s: float
+    cpu_s: float
     env_steps_per_s: float
     peak_rss_mb: float
     eval_return_mean: float
@@ -354,6 +357,7 @@ def run_child(algo: str, library: str, seed: int, total_timesteps: int, threads:
         total_timesteps=total_timesteps,
         env_steps=outcome.env_steps,
         wall_s=outcome.wall_s,
+        cpu_s=outcome.cpu_s,
         env_steps_per_s=outcome.env_steps / outcome.wall_s,
         peak_rss_mb=peak_rss_mb(usage),
         eval_return_mean=statistics.fmean(returns),
@@ -371,39 +375,49 @@ def summarize(runs: list[Run]) -> list[dict[str, Any]]:
             if mine:
                 means[library] = {
                     field: statistics.fmean(getattr(run, field) for run in mine)
-                    for field in ("wall_s", "env_steps_per_s", "peak_rss_mb", "eval_return_mean")
+                    for field in ("wall_s", "cpu_s", "env_steps_per_s", "peak_rss_mb", "eval_return_mean")
                 }
-        ratio = None
+        ratio = cpu_ratio = None
         if len(means) == 2:
             ratio = means["rl-lightning"]["wall_s"] / means["sb3"]["wall_s"]
-        summary.append({"algo": algo, "means": means, "wall_time_ratio_ours_over_sb3": ratio})
+            cpu_ratio = means["rl-lightning"]["cpu_s"] / means["sb3"]["cpu_s"]
+        summary.append(
+            {
+                "algo": algo,
+                "means": means,
+                "wall_time_ratio_ours_over_sb3": ratio,
+                "cpu_time_ratio_ours_over_sb3": cpu_ratio,
+            }
+        )
     return summary
 
 
 def markdown_table(runs: list[Run], summary: list[dict[str, Any]], quick: bool) -> str:
     """The runs, then the per-library means, as a markdown table; and the wall-time ratios below it."""
     header = (
-        "| algorithm | library | seed | wall time (s) | env steps | env steps/s | peak memory (MB) "
-        "| eval return (mean ± std) |\n| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"
+        "| algorithm | library | seed | wall time (s) | CPU time (s) | env steps | env steps/s | peak memory (MB) "
+        "| eval return (mean ± std) |\n| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
     )
     lines = [header]
     for run in runs:
         lines.append(
-            f"| {run.algo} | {run.library} | {run.seed} | {run.wall_s:.1f} | {run.env_steps} "
+            f"| {run.algo} | {run.library} | {run.seed} | {run.wall_s:.1f} | {run.cpu_s:.1f} | {run.env_steps} "
             f"| {run.env_steps_per_s:.0f} | {run.peak_rss_mb:.0f} "
             f"| {run.eval_return_mean:.1f} ± {run.eval_return_std:.1f} |"
         )
     for entry in summary:
         for library, mean in entry["means"].items():
             lines.append(
-                f"| {entry['algo']} | {library} | mean | {mean['wall_s']:.1f} | | {mean['env_steps_per_s']:.0f} "
+                f"| {entry['algo']} | {library} | mean | {mean['wall_s']:.1f} | {mean['cpu_s']:.1f} | "
+                f"| {mean['env_steps_per_s']:.0f} "
                 f"| {mean['peak_rss_mb']:.0f} | {mean['eval_return_mean']:.1f} |"
             )
     lines.append("")
     for entry in summary:
         if entry["wall_time_ratio_ours_over_sb3"] is not None:
             lines.append(
-                f"{entry['algo']}: wall time rl-lightning / SB3 = {entry['wall_time_ratio_ours_over_sb3']:.2f}"
+                f"{entry['algo']}: rl-lightning / SB3 wall time = {entry['wall_time_ratio_ours_over_sb3']:.2f}, "
+                f"CPU time = {entry['cpu_time_ratio_ours_over_sb3']:.2f}"
             )
     if quick:
         lines.append("(--quick budgets: fixed start-up costs dominate; not a speed comparison)")
@@ -467,8 +481,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{index}/{len(plan)}] {algo} {library} seed {seed}: {budgets[algo]} env steps ...", flush=True)
             run = run_child(algo, library, seed, budgets[algo], args.threads, Path(workdir))
             print(
-                f"    {run.wall_s:.1f} s, {run.env_steps_per_s:.0f} env steps/s, {run.peak_rss_mb:.0f} MB, "
-                f"eval return {run.eval_return_mean:.1f}",
+                f"    {run.wall_s:.1f} s ({run.cpu_s:.1f} s CPU), {run.env_steps_per_s:.0f} env steps/s, "
+                f"{run.peak_rss_mb:.0f} MB, eval return {run.eval_return_mean:.1f}",
                 flush=True,
             )
             runs.append(run)
