@@ -22,6 +22,7 @@ measured for its children.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import json
 import os
@@ -48,6 +49,8 @@ class Outcome:
 
     env_steps: int
     wall_s: float
+    cpu_s: float
+    """CPU time of the process over the same span as ``wall_s``: what a busy machine's other work does not add."""
     eval_returns: list[float]
 
 
@@ -75,6 +78,12 @@ def load_hyperparameters(settings: Settings) -> dict[str, Any]:
     return {"class_path": model["class_path"], **model["init_args"]}
 
 
+def import_object(class_path: str) -> Any:
+    """The object a YAML's ``class_path`` names (``"rl_lightning.DQN"``)."""
+    module_name, _, name = class_path.rpartition(".")
+    return getattr(importlib.import_module(module_name), name)
+
+
 def train_ours(hyperparameters: dict[str, Any], eval_episodes: int, eval_seed: int) -> Outcome:
     """Any rl-lightning algorithm: ``Trainer.fit`` with no logger, checkpoints, progress bar or validation."""
     import lightning as L
@@ -83,11 +92,15 @@ def train_ours(hyperparameters: dict[str, Any], eval_episodes: int, eval_seed: i
     from rl_lightning.data import Collector, evaluate_policy
 
     init_args = dict(hyperparameters)
-    module_name, _, class_name = init_args.pop("class_path").rpartition(".")
-    algorithm = getattr(importlib.import_module(module_name), class_name)
+    algorithm = import_object(init_args.pop("class_path"))
+    # The YAML's wrappers as the CLI builds them: the class, with its init_args bound.
+    init_args["wrappers"] = [
+        functools.partial(import_object(wrapper["class_path"]), **wrapper.get("init_args", {}))
+        for wrapper in init_args.get("wrappers", [])
+    ]
     L.seed_everything(init_args["seed"], verbose=False)
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     model = algorithm(**init_args)
     trainer = L.Trainer(
         accelerator="cpu",
@@ -101,19 +114,20 @@ def train_ours(hyperparameters: dict[str, Any], eval_episodes: int, eval_seed: i
         limit_val_batches=0,  # no evaluation while training: SB3 runs without an eval callback
     )
     trainer.fit(model)
-    wall_s = time.perf_counter() - started
+    wall_s, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
 
     collector = Collector(model.make_env(1))  # the module's own env: same kwargs and wrappers as training
     with torch.no_grad():
         episodes = evaluate_policy(model, collector, eval_episodes, seed=eval_seed)
     collector.close()
-    return Outcome(model.env_steps, wall_s, episodes.returns.tolist())
+    return Outcome(model.env_steps, wall_s, cpu_s, episodes.returns.tolist())
 
 
 OURS_ONLY = {
     "class_path",
     "env",
     "env_kwargs",
+    "wrappers",  # SB3: its Atari wrappers (see sb3_envs)
     "num_envs",
     "total_timesteps",
     "steps_per_epoch",
@@ -154,23 +168,50 @@ SCHEDULES = ("learning_rate", "clip_range", "clip_range_vf")
 """Hyperparameters that may be ``"lin_<initial>"`` schedules."""
 
 
+def is_atari(hyperparameters: dict[str, Any]) -> bool:
+    """Whether our config preprocesses Atari frames with ``AtariPreset`` (SB3 then uses its own Atari wrappers)."""
+    return any("AtariPreset" in wrapper["class_path"] for wrapper in hyperparameters.get("wrappers", []))
+
+
+def sb3_envs(hyperparameters: dict[str, Any], n_envs: int, seed: int, evaluation: bool = False) -> Any:
+    """SB3's vector env for our config: ``make_vec_env``, or for Atari ``make_atari_env`` and a 4-frame stack.
+
+    SB3's ``AtariWrapper`` is our ``AtariPreset`` (30 no-ops, frame skip 4 with max-pool, 84x84 gray, fire on
+    reset, life loss ends an episode and rewards clipped, for training); evaluation envs play whole games with the
+    game's rewards, as ours do.
+    """
+    from stable_baselines3.common.env_util import make_atari_env, make_vec_env
+    from stable_baselines3.common.vec_env import VecFrameStack
+
+    env_id, env_kwargs = hyperparameters["env"], hyperparameters.get("env_kwargs")
+    if not is_atari(hyperparameters):
+        return make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs)
+    import ale_py
+    import gymnasium as gym
+
+    gym.register_envs(ale_py)  # not rl_lightning's lazy registration: importing it would add to SB3's peak memory
+    wrapper_kwargs = {"terminal_on_life_loss": False, "clip_reward": False} if evaluation else None
+    env = make_atari_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs, wrapper_kwargs=wrapper_kwargs)
+    return VecFrameStack(env, n_stack=4)
+
+
 def train_sb3(algorithm: str) -> TrainFn:
-    """A :data:`TrainFn` for the SB3 class ``algorithm`` (e.g. ``"DQN"``) with its ``MlpPolicy``."""
+    """A :data:`TrainFn` for the SB3 class ``algorithm`` (e.g. ``"DQN"``): ``MlpPolicy``, or ``CnnPolicy`` on Atari."""
 
     def train(hyperparameters: dict[str, Any], eval_episodes: int, eval_seed: int) -> Outcome:
         import numpy as np
         import stable_baselines3
-        from stable_baselines3.common.env_util import make_vec_env
         from stable_baselines3.common.evaluation import evaluate_policy
         from stable_baselines3.common.noise import NormalActionNoise
         from stable_baselines3.common.vec_env import VecNormalize
 
         sb3_class = getattr(stable_baselines3, algorithm)
-        env_id, env_kwargs, seed = hyperparameters["env"], hyperparameters.get("env_kwargs"), hyperparameters["seed"]
+        seed = hyperparameters["seed"]
         norm_obs, norm_reward = (bool(hyperparameters.get(f"normalize_{what}")) for what in ("observations", "rewards"))
+        policy = "CnnPolicy" if is_atari(hyperparameters) else "MlpPolicy"
 
-        started = time.perf_counter()
-        env = make_vec_env(env_id, n_envs=hyperparameters.get("num_envs", 1), seed=seed, env_kwargs=env_kwargs)
+        started, cpu_started = time.perf_counter(), time.process_time()
+        env = sb3_envs(hyperparameters, hyperparameters.get("num_envs", 1), seed)
         if norm_obs or norm_reward:
             # Ours normalizes inside the module; SB3 (and RL-Zoo's `normalize: true`) wraps the envs, with the
             # algorithm's gamma for the return statistics as RL-Zoo passes it.
@@ -180,12 +221,12 @@ def train_sb3(algorithm: str) -> TrainFn:
             # Ours: the std of Gaussian exploration noise in units of the action half-range; SB3 takes a noise object.
             std = arguments["action_noise"] * (env.action_space.high - env.action_space.low) / 2
             arguments["action_noise"] = NormalActionNoise(np.zeros(env.action_space.shape), std)
-        model = sb3_class("MlpPolicy", env, device="cpu", verbose=0, **arguments)
+        model = sb3_class(policy, env, device="cpu", verbose=0, **arguments)
         model.learn(total_timesteps=hyperparameters["total_timesteps"], progress_bar=False)
-        wall_s = time.perf_counter() - started
+        wall_s, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
 
         # One env seeded like ours: the same sequence of initial states, episode after episode.
-        eval_env = make_vec_env(env_id, n_envs=1, seed=eval_seed, env_kwargs=env_kwargs)
+        eval_env = sb3_envs(hyperparameters, 1, eval_seed, evaluation=True)
         if isinstance(env, VecNormalize):  # the training statistics, frozen, on unnormalized rewards
             eval_env = VecNormalize(eval_env, training=False, norm_obs=norm_obs, norm_reward=False)
             eval_env.obs_rms = env.obs_rms
@@ -194,7 +235,7 @@ def train_sb3(algorithm: str) -> TrainFn:
         )
         eval_env.close()
         env.close()
-        return Outcome(model.num_timesteps, wall_s, [float(r) for r in returns])
+        return Outcome(model.num_timesteps, wall_s, cpu_s, [float(r) for r in returns])
 
     return train
 
@@ -225,7 +266,23 @@ BENCHMARKS: dict[str, Benchmark] = {
     "ppo_acrobot": Benchmark(
         train_ours, train_sb3("PPO"), Settings("experiments/ppo_acrobot.yaml", quick_timesteps=8_192)
     ),
+    # Pong (PongNoFrameskip-v4, SB3's AtariWrapper and a 4-frame stack against our AtariPreset), RL-Zoo's Atari sets:
+    # PPO with 8 envs; DQN with its 100k buffer, learning from 1/4 of any budget on (the config's 100k would leave a
+    # short budget without an update). One whole game evaluated (an untrained agent's takes ~800 steps).
+    "ppo_pong": Benchmark(
+        train_ours,
+        train_sb3("PPO"),
+        Settings("experiments/ppo_pong.yaml", quick_timesteps=2_048, eval_episodes=1),
+    ),
+    "dqn_pong": Benchmark(
+        train_ours,
+        train_sb3("DQN"),
+        Settings("experiments/dqn_pong.yaml", quick_timesteps=2_000, eval_episodes=1),
+    ),
 }
+
+LEARNING_STARTS_SHARE = {"dqn_pong": 0.25}
+"""Entries whose ``learning_starts`` is this share of the run's budget (both libraries), so that updates are timed."""
 
 LIBRARIES = ("rl-lightning", "sb3")
 
@@ -237,7 +294,10 @@ def child_main(spec: dict[str, Any]) -> None:
     torch.set_num_threads(spec["threads"])
     benchmark = BENCHMARKS[spec["algo"]]
     hyperparameters = load_hyperparameters(benchmark.settings)
-    hyperparameters.update(spec.get("overrides", {}), seed=spec["seed"], total_timesteps=spec["total_timesteps"])
+    overrides = spec.get("overrides", {})
+    hyperparameters.update(overrides, seed=spec["seed"], total_timesteps=spec["total_timesteps"])
+    if spec["algo"] in LEARNING_STARTS_SHARE and "learning_starts" not in overrides:
+        hyperparameters["learning_starts"] = int(LEARNING_STARTS_SHARE[spec["algo"]] * spec["total_timesteps"])
     train = benchmark.ours if spec["library"] == "rl-lightning" else benchmark.sb3
     outcome = train(hyperparameters, benchmark.settings.eval_episodes, spec["seed"] + EVAL_SEED_OFFSET)
     Path(spec["result_path"]).write_text(json.dumps(asdict(outcome)))
@@ -254,6 +314,7 @@ class Run:
     total_timesteps: int
     env_steps: int
     wall_s: float
+    cpu_s: float
     env_steps_per_s: float
     peak_rss_mb: float
     eval_return_mean: float
@@ -301,6 +362,7 @@ def run_child(
         total_timesteps=total_timesteps,
         env_steps=outcome.env_steps,
         wall_s=outcome.wall_s,
+        cpu_s=outcome.cpu_s,
         env_steps_per_s=outcome.env_steps / outcome.wall_s,
         peak_rss_mb=peak_rss_mb(usage),
         eval_return_mean=statistics.fmean(returns),
@@ -318,39 +380,49 @@ def summarize(runs: list[Run]) -> list[dict[str, Any]]:
             if mine:
                 means[library] = {
                     field: statistics.fmean(getattr(run, field) for run in mine)
-                    for field in ("wall_s", "env_steps_per_s", "peak_rss_mb", "eval_return_mean")
+                    for field in ("wall_s", "cpu_s", "env_steps_per_s", "peak_rss_mb", "eval_return_mean")
                 }
-        ratio = None
+        ratio = cpu_ratio = None
         if len(means) == 2:
             ratio = means["rl-lightning"]["wall_s"] / means["sb3"]["wall_s"]
-        summary.append({"algo": algo, "means": means, "wall_time_ratio_ours_over_sb3": ratio})
+            cpu_ratio = means["rl-lightning"]["cpu_s"] / means["sb3"]["cpu_s"]
+        summary.append(
+            {
+                "algo": algo,
+                "means": means,
+                "wall_time_ratio_ours_over_sb3": ratio,
+                "cpu_time_ratio_ours_over_sb3": cpu_ratio,
+            }
+        )
     return summary
 
 
 def markdown_table(runs: list[Run], summary: list[dict[str, Any]], quick: bool) -> str:
     """The runs, then the per-library means, as a markdown table; and the wall-time ratios below it."""
     header = (
-        "| algorithm | library | seed | wall time (s) | env steps | env steps/s | peak memory (MB) "
-        "| eval return (mean ± std) |\n| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"
+        "| algorithm | library | seed | wall time (s) | CPU time (s) | env steps | env steps/s | peak memory (MB) "
+        "| eval return (mean ± std) |\n| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
     )
     lines = [header]
     for run in runs:
         lines.append(
-            f"| {run.algo} | {run.library} | {run.seed} | {run.wall_s:.1f} | {run.env_steps} "
+            f"| {run.algo} | {run.library} | {run.seed} | {run.wall_s:.1f} | {run.cpu_s:.1f} | {run.env_steps} "
             f"| {run.env_steps_per_s:.0f} | {run.peak_rss_mb:.0f} "
             f"| {run.eval_return_mean:.1f} ± {run.eval_return_std:.1f} |"
         )
     for entry in summary:
         for library, mean in entry["means"].items():
             lines.append(
-                f"| {entry['algo']} | {library} | mean | {mean['wall_s']:.1f} | | {mean['env_steps_per_s']:.0f} "
+                f"| {entry['algo']} | {library} | mean | {mean['wall_s']:.1f} | {mean['cpu_s']:.1f} | "
+                f"| {mean['env_steps_per_s']:.0f} "
                 f"| {mean['peak_rss_mb']:.0f} | {mean['eval_return_mean']:.1f} |"
             )
     lines.append("")
     for entry in summary:
         if entry["wall_time_ratio_ours_over_sb3"] is not None:
             lines.append(
-                f"{entry['algo']}: wall time rl-lightning / SB3 = {entry['wall_time_ratio_ours_over_sb3']:.2f}"
+                f"{entry['algo']}: rl-lightning / SB3 wall time = {entry['wall_time_ratio_ours_over_sb3']:.2f}, "
+                f"CPU time = {entry['cpu_time_ratio_ours_over_sb3']:.2f}"
             )
     if quick:
         lines.append("(--quick budgets: fixed start-up costs dominate; not a speed comparison)")
@@ -439,8 +511,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{index}/{len(plan)}] {algo} {library} seed {seed}: {budgets[algo]} env steps ...", flush=True)
             run = run_child(algo, library, seed, budgets[algo], args.threads, Path(workdir), overrides)
             print(
-                f"    {run.wall_s:.1f} s, {run.env_steps_per_s:.0f} env steps/s, {run.peak_rss_mb:.0f} MB, "
-                f"eval return {run.eval_return_mean:.1f}",
+                f"    {run.wall_s:.1f} s ({run.cpu_s:.1f} s CPU), {run.env_steps_per_s:.0f} env steps/s, "
+                f"{run.peak_rss_mb:.0f} MB, eval return {run.eval_return_mean:.1f}",
                 flush=True,
             )
             runs.append(run)

@@ -1,7 +1,14 @@
 """Environments: vector envs from an id, class or factory (numpy and torch-native); Atari and MinAtar; seeding;
 space checks; saving their state."""
 
-from rl_lightning.envs.atari import AtariPreset, MinAtarPreset, TrainingSignal, for_evaluation, register_pixel_envs
+from rl_lightning.envs.atari import (
+    AtariPreset,
+    EmulatorState,
+    MinAtarPreset,
+    TrainingSignal,
+    for_evaluation,
+    register_pixel_envs,
+)
 from rl_lightning.envs.classic_control import Acrobot, CartPole, MountainCar, MountainCarContinuous, Pendulum
 from rl_lightning.envs.factory import (
     TORCH_ENVS,
@@ -47,6 +54,7 @@ __all__ = [
     "AtariPreset",
     "CartPole",
     "CartPoleNoVelocityEnv",
+    "EmulatorState",
     "EnvSpec",
     "EnvStateError",
     "EnvTraits",

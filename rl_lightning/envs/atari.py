@@ -17,11 +17,13 @@ are wrappers a config names like any other (``wrappers: [{class_path: rl_lightni
 from __future__ import annotations
 
 import importlib
+import math
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
 
+from rl_lightning.envs.state import EnvStateError
 from rl_lightning.errors import ConfigurationError
 
 _EXTRAS = {"ale_py": "atari", "minatar": "minatar"}
@@ -56,6 +58,104 @@ def register_pixel_envs(env_id: str) -> None:
     elif env_id.startswith("MinAtar/"):
         _import_extra("minatar", env_id)
         importlib.import_module("minatar.gym").register_envs()
+
+
+class EmulatorState(gym.Wrapper):
+    """Makes a pickled ALE env continue exactly where it was (a checkpoint's env state, a deep copy).
+
+    ale-py's env pickles as its constructor arguments only (gymnasium's ``EzPickle``), so an unpickled one starts a
+    new game. This wrapper's pickle adds what moves: the emulator's state with its random generator, the env's own
+    attributes (``np_random``: no-op starts, random frame skips), and, with sticky actions, the held action.
+
+    The held action is the one sticky actions repeat: on each frame the emulator keeps applying it with
+    probability ``p`` and otherwise takes the action passed. It lives outside the emulator's saved state, and is not
+    always the last action passed (that one may itself have been dropped). It is found when pickling: from the
+    saved state, ``frames`` NOOP frames are played with the true held action and then with each candidate, and the
+    first candidate whose emulator states match frame for frame is held. Until a frame's draw takes the action
+    passed, the held one is applied whatever is passed, so a candidate that matches over those frames continues
+    exactly as the true one. An action is held by taking it for ``frames`` frames (restoring the state after):
+    ``frames`` makes ``p ** frames < 2 ** -100``, the chance that every draw said "repeat".
+    :func:`make_vector_env` puts this wrapper on every ALE env it builds.
+    """
+
+    def __getstate__(self) -> dict[str, Any]:
+        base = self.env.unwrapped
+        emulator = base.ale.cloneState(include_rng=True)
+        state = dict(vars(self))
+        state["_base_attributes"] = {name: value for name, value in vars(base).items() if name != "ale"}
+        state["_emulator"] = emulator
+        state["_held_action"] = _held_action(base, emulator)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        base_attributes, emulator, held_action = (
+            state.pop("_base_attributes"), state.pop("_emulator"), state.pop("_held_action")
+        )
+        vars(self).update(state)
+        base = self.env.unwrapped  # a new game, built from its constructor arguments by its own pickle
+        if held_action is not None:
+            _hold(base.ale, held_action, emulator)
+        base.ale.restoreState(emulator)
+        vars(base).update(base_attributes)
+
+
+_MISS_BITS = 100
+"""An action is held unless this many bits' worth of sticky draws in a row all said "repeat"."""
+
+
+def _sticky_frames(ale: Any) -> int:
+    """Frames after which an action taken on each is held, but for a chance under ``2 ** -_MISS_BITS``; 0 without
+    sticky actions (``p`` of 0, or of 1, where the action held from the game's start is never replaced)."""
+    repeat_probability = ale.getFloat("repeat_action_probability")
+    if not 0.0 < repeat_probability < 1.0:
+        return 0
+    return math.ceil(_MISS_BITS / -math.log2(repeat_probability))
+
+
+def _hold(ale: Any, action: Any, emulator: Any) -> None:
+    """Make ``action`` the emulator's held action, leaving it in the state ``emulator``."""
+    for _ in range(_sticky_frames(ale)):
+        ale.act(action)
+    ale.restoreState(emulator)
+
+
+def _noop_trace(ale: Any, emulator: Any) -> list[Any]:
+    """The emulator's states over the sticky frames of NOOPs from ``emulator`` (which it is left in)."""
+    ale.restoreState(emulator)
+    trace = []
+    for _ in range(_sticky_frames(ale)):
+        ale.act(0)  # NOOP
+        trace.append(ale.cloneState())
+    ale.restoreState(emulator)
+    return trace
+
+
+def _held_action(base: gym.Env, emulator: Any) -> Any:
+    """The action ``base``'s emulator holds for sticky actions (None without them), leaving it as it was.
+
+    Raises:
+        EnvStateError: no action of the env's set continues as the held one does (a continuous-action env holds a
+            paddle strength too, which this does not look for).
+    """
+    ale = base.ale
+    if _sticky_frames(ale) == 0:
+        return None
+    reference = _noop_trace(ale, emulator)
+    for candidate in base._action_set:
+        _hold(ale, candidate, emulator)
+        if _noop_trace(ale, emulator) == reference:
+            _hold(ale, candidate, emulator)
+            return candidate
+    raise EnvStateError(
+        f"{base.spec.id if base.spec else 'the ALE env'} holds a sticky action that no action of its action set "
+        f"reproduces, so its state cannot be saved exactly: pass env_kwargs={{'repeat_action_probability': 0.0}} "
+        f"(no sticky actions) to checkpoint it."
+    )
+
+
+def with_emulator_state(env: gym.Env) -> gym.Env:
+    """``env`` under :class:`EmulatorState` if it is an ALE env, so that its pickle continues exactly; else ``env``."""
+    return EmulatorState(env) if hasattr(env.unwrapped, "ale") else env
 
 
 class TrainingSignal(gym.Wrapper):

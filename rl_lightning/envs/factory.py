@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from rl_lightning.envs.atari import for_evaluation, register_pixel_envs
+from rl_lightning.envs.atari import for_evaluation, register_pixel_envs, with_emulator_state
 from rl_lightning.envs.classic_control import Acrobot, CartPole, MountainCar, MountainCarContinuous, Pendulum
 from rl_lightning.envs.torch_vector import TorchVectorEnv
 from rl_lightning.errors import ConfigurationError
@@ -180,6 +180,7 @@ def _single_env_factory(
                 made = gym.make(env, **env_kwargs)
             except gym.error.DependencyNotInstalled as err:
                 raise ConfigurationError(missing_dependency(env, err)) from None
+            made = with_emulator_state(made)
             for wrap in wrappers:
                 made = wrap(made)
             return for_evaluation(made) if evaluation else made
@@ -195,6 +196,7 @@ def _single_env_factory(
                     f"env={env!r} returned {type(made).__name__}, not a gymnasium.Env. Pass an env id, an "
                     f"Env subclass, or a factory that returns an Env{hint}."
                 )
+            made = with_emulator_state(made)
             for wrap in wrappers:
                 made = wrap(made)
             return for_evaluation(made) if evaluation else made

@@ -18,10 +18,11 @@ def vector_env_state(vector_env: VectorEnv) -> bytes:
     """The state of ``vector_env``: the pickle of its attributes, less the factories that built its sub-envs.
 
     For a ``SyncVectorEnv`` that is each sub-env with every wrapper (CartPole's physics, a ``TimeLimit``'s step
-    count, each env's ``np_random``), the vector env's autoreset flags, and its action space with the generator
-    that ``action_space.sample()`` draws from; for a native vector env (CartPole's) the env object's own
-    attributes. Bytes rather than objects, so that a checkpoint holding them still loads with
-    ``torch.load(weights_only=True)``: nothing in them is unpickled until :func:`load_vector_env_state`.
+    count, each env's ``np_random``, an ALE env's emulator through :class:`~rl_lightning.envs.EmulatorState`), the
+    vector env's autoreset flags, and its action space with the generator that ``action_space.sample()`` draws
+    from; for a native vector env (CartPole's) the env object's own attributes. Bytes rather than objects, so that
+    a checkpoint holding them still loads with ``torch.load(weights_only=True)``: nothing in them is unpickled
+    until :func:`load_vector_env_state`.
 
     Raises:
         EnvStateError: something in the env cannot be pickled (an ``AsyncVectorEnv``'s subprocesses, a lambda in

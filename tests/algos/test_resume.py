@@ -79,8 +79,8 @@ class ResumeProbe(Callback):
 # Tiny runs of four epochs; DQN with 2 envs and 3-step returns, Rainbow's DQN (prioritized replay's sum tree, noisy
 # layers, C51) on an env with valid-action masks (kept by the collector and with each replayed transition), PPO with
 # both normalizers and a learning-rate schedule, PPO on torch CartPole, SAC on Pendulum with prioritized replay (the
-# critics' TD errors as priorities). Where each is killed: DQN while writing epoch 2's checkpoint, the others
-# mid-epoch 2.
+# critics' TD errors as priorities), DQN on Atari with sticky actions. Where each is killed: DQN while writing epoch
+# 2's checkpoint, the others mid-epoch 2.
 RUNS: dict[str, dict[str, Any]] = {
     "dqn": {
         "kill": {KILL_IN_SAVE: "2"},
@@ -211,6 +211,28 @@ RUNS: dict[str, dict[str, Any]] = {
             normalize_observations=True,
             total_timesteps=512,
             steps_per_epoch=128,
+            eval_episodes=2,
+            eval_envs=2,
+        ),
+    },
+    # Atari with sticky actions (ALE/Breakout-v5): the emulators' states and held actions, the preset's frame stacks
+    # and life counters, and the frame-stack replay buffer. Episodes and games end within 100 steps (400 frames).
+    "dqn-atari": {
+        "kill": {KILL_IN_EPOCH: "2"},
+        "class_path": "rl_lightning.DQN",
+        "init_args": dict(
+            env="ALE/Breakout-v5",
+            env_kwargs={"frameskip": 1, "max_num_frames_per_episode": 400},
+            wrappers=[{"class_path": "rl_lightning.envs.AtariPreset"}],
+            num_envs=2,
+            hidden_sizes=[],
+            buffer_size=1000,
+            learning_starts=256,
+            batch_size=16,
+            train_freq=4,
+            target_update_interval=100,
+            total_timesteps=1024,
+            steps_per_epoch=256,
             eval_episodes=2,
             eval_envs=2,
         ),

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import pickle
+
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
 from rl_lightning.data import Collector
-from rl_lightning.envs import AtariPreset, MinAtarPreset, make_vector_env, probe_env
+from rl_lightning.envs import (
+    AtariPreset,
+    MinAtarPreset,
+    load_vector_env_state,
+    make_vector_env,
+    probe_env,
+    vector_env_state,
+)
 from rl_lightning.envs import atari as atari_module
 from rl_lightning.errors import ConfigurationError
 
@@ -86,3 +95,52 @@ def test_minatar_by_id_as_channels_first_uint8_images() -> None:
     vector_env.close()
     assert observations.shape == (1, 4, 10, 10) and observations.dtype == np.uint8
     assert set(np.unique(observations)) == {0, 255}
+
+
+def play_recorded(vector_env: gym.vector.VectorEnv, actions: np.ndarray) -> list[tuple[np.ndarray, ...]]:
+    """Each step's observations, rewards, terminations and truncations for ``actions``, one row per step."""
+    return [tuple(np.copy(part) for part in vector_env.step(action)[:4]) for action in actions]
+
+
+@pytest.mark.parametrize(
+    ("env_id", "env_kwargs"),
+    [("BreakoutNoFrameskip-v4", {}), ("ALE/Breakout-v5", {"frameskip": 1})],  # without and with sticky actions
+)
+def test_a_restored_atari_env_continues_exactly_across_episode_ends(env_id: str, env_kwargs: dict) -> None:
+    def make() -> gym.vector.VectorEnv:
+        return make_vector_env(env_id, 1, env_kwargs=env_kwargs, wrappers=[AtariPreset])
+
+    original = make()
+    original.reset(seed=0)
+    actions = np.random.default_rng(0).integers(4, size=(900, 1))
+    play_recorded(original, actions[:100])
+    state = vector_env_state(original)
+    uninterrupted = play_recorded(original, actions[100:])
+    restored = make()
+    load_vector_env_state(restored, state)
+    resumed = play_recorded(restored, actions[100:])
+    original.close()
+    restored.close()
+    episode_ends = sum(int((terminations | truncations).sum()) for _, _, terminations, truncations in uninterrupted)
+    assert episode_ends >= 15  # lives lost, and games over
+    for step, (expected, got) in enumerate(zip(uninterrupted, resumed, strict=True)):
+        for part, name in zip(range(4), ("observations", "rewards", "terminations", "truncations")):
+            assert np.array_equal(expected[part], got[part]), f"{name} differ at step {step} after the restore"
+
+
+def test_the_held_sticky_action_is_restored_even_when_it_is_not_the_last_action_passed() -> None:
+    # On each frame the emulator applies its held action instead of the one passed with probability 0.25; which
+    # action it holds is not in its saved state. Hold each action in turn (the last action passed is always a NOOP),
+    # copy the env, and compare the emulators frame by frame until the held action can no longer matter.
+    env = make_vector_env("ALE/Pong-v5", 1, env_kwargs={"frameskip": 1}).envs[0]
+    env.reset(seed=0)
+    base = env.unwrapped
+    actions = np.random.default_rng(1).integers(base.action_space.n, size=10)
+    for held in [*base._action_set] * 4:
+        atari_module._hold(base.ale, held, base.ale.cloneState(include_rng=True))
+        copy = pickle.loads(pickle.dumps(env))
+        for frame, action in enumerate(actions):
+            env.step(action)
+            copy.step(action)
+            assert base.ale.cloneState() == copy.unwrapped.ale.cloneState(), f"held {held}: differ at frame {frame}"
+        env.step(0)
