@@ -6,7 +6,9 @@ batches, an on-policy rollout's minibatches) and steps the optimizers itself. Th
 backward passes and optimizer steps go through Lightning (``manual_backward``, ``LightningOptimizer.step``), so
 precision plugins, loss scaling and DDP's gradient all-reduce apply to every update, and ``trainer.global_step``
 still counts optimizer steps; the Trainer's ``gradient_clip_val`` still wins over an algorithm's
-``max_grad_norm``; checkpoints still fall at epoch ends, which rounds never cross.
+``max_grad_norm``; checkpoints still fall at epoch ends, which rounds never cross. Where those layers would only
+pass an update through (one device, 32-bit precision, no profiler), :class:`~.compat.DirectUpdates` takes it
+directly, calling only the hooks that someone overrides.
 """
 
 from __future__ import annotations
@@ -17,7 +19,13 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 from torch import Tensor
 
-from rl_lightning.algos.compat import attached_trainer, restore_gradient_clipping, take_over_gradient_clipping
+from rl_lightning.algos.compat import (
+    LightningUpdates,
+    attached_trainer,
+    restore_gradient_clipping,
+    take_over_gradient_clipping,
+    update_path,
+)
 
 
 class Optimization(LightningModule):
@@ -25,6 +33,9 @@ class Optimization(LightningModule):
 
     _trainer_clipping: tuple[float | None, str | None] | None = None
     """The Trainer's ``gradient_clip_val`` and algorithm, while a fit runs (see :meth:`take_over_clipping`)."""
+    _updates: LightningUpdates | None = None
+    """How this fit's updates go through Lightning (see :func:`.compat.update_path`), chosen at its first update,
+    when the Trainer's callbacks are final."""
 
     def make_optimizer(
         self,
@@ -47,18 +58,21 @@ class Optimization(LightningModule):
     def minimize(self, optimizer: torch.optim.Optimizer, loss: Tensor) -> None:
         """One step of ``optimizer`` (one of ``self.optimizers()``) on ``loss``.
 
-        The backward pass and the step go through Lightning (precision plugins, loss scaling, DDP). Gradients
+        The backward pass and the step go through Lightning (precision plugins, loss scaling, DDP, the update
+        hooks), or directly where Lightning would only pass them through (:func:`.compat.update_path`). Gradients
         are clipped to the Trainer's ``gradient_clip_val`` when it has one, else to the algorithm's
         ``max_grad_norm`` when it has one.
         """
+        if self._updates is None:
+            self._updates = update_path(self)
         optimizer.zero_grad()
-        self.manual_backward(loss)
+        self._updates.backward(loss)
         clip_val, clip_algorithm = self._trainer_clipping or (None, None)
         if clip_val is None:
             clip_val, clip_algorithm = getattr(self, "max_grad_norm", None), "norm"
         if clip_val:
-            self.clip_gradients(optimizer, gradient_clip_val=clip_val, gradient_clip_algorithm=clip_algorithm)
-        optimizer.step()
+            self._updates.clip(optimizer, clip_val, clip_algorithm)
+        self._updates.step(optimizer)
 
     def take_updates(self, batch: Any) -> None:
         """One update on ``batch``: ``update`` returns a loss for the module's one optimizer, or None (it stepped
@@ -79,3 +93,4 @@ class Optimization(LightningModule):
         if self._trainer_clipping is not None and trainer is not None:
             restore_gradient_clipping(trainer, self._trainer_clipping)
         self._trainer_clipping = None
+        self._updates = None
