@@ -73,7 +73,7 @@ class A2C(OnPolicyAlgorithm):
         policy_loss = -(advantages * distribution.log_prob(batch.actions)).mean()
         value_loss = F.mse_loss(values, batch.returns)
         entropy = self.entropy(distribution)
-        loss = policy_loss + self.vf_coef * value_loss - self.ent_coef * entropy
+        loss = self.total_loss(policy_loss, value_loss, entropy)
         self.update_stats.add(loss=loss, policy_loss=policy_loss, value_loss=value_loss, entropy=entropy)
         return loss
 

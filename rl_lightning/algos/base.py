@@ -245,6 +245,10 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, ActionM
         self.give_back_clipping()
         self._quiet.close()
 
+    def start_round(self) -> None:
+        """Called by ``training_step`` once the env steps of a round are played, before its updates (e.g. to set a
+        learning rate that follows the env steps, which do not change during a round)."""
+
     def training_step(self, dataloader_iter: Iterator) -> None:
         # Lightning passes the iterator itself to a training_step that asks for it, and then does not
         # prefetch: the next round (and the env steps played before it) comes after this one's updates.
@@ -255,6 +259,7 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, ActionM
                 refuse_faults(self.collector)
                 self.refuse_non_finite_updates()
             return
+        self.start_round()
         # A round's batches come one at a time, each made after the previous update. Our datasets make them on
         # the module's device (unless buffer_device says otherwise), and moving a batch walks it at a cost of a
         # few percent of a small update: only move what needs it.
@@ -267,4 +272,6 @@ class RLAlgorithm(FastHookAttributes, Optimization, Reporting, RunState, ActionM
 
 def _on_device(field: Any, device: torch.device) -> bool:
     """Whether a batch field (a tensor, or a dict or tuple of them for Dict or Tuple observations) is on ``device``."""
+    if isinstance(field, Tensor):
+        return field.device == device
     return all(isinstance(leaf, Tensor) and leaf.device == device for _, leaf in tree_leaves(field))

@@ -410,6 +410,12 @@ class OnPolicyAlgorithm(RLAlgorithm):
         std, mean = torch.std_mean(advantages)
         return (advantages - mean) / (std + 1e-8)
 
+    def total_loss(self, policy_loss: Tensor, value_loss: Tensor, entropy: Tensor) -> Tensor:
+        """The loss to minimise: the policy's, ``vf_coef`` times the value loss, less ``ent_coef`` times the entropy
+        (left out where ``ent_coef`` is 0: the same value, a smaller graph)."""
+        loss = policy_loss + self.vf_coef * value_loss
+        return loss - self.ent_coef * entropy if self.ent_coef else loss
+
     def entropy(self, distribution: Distribution) -> Tensor:
         """The mean entropy of ``distribution``; without a gradient when ``ent_coef`` is 0 (then only logged)."""
         with torch.set_grad_enabled(self.ent_coef > 0 and torch.is_grad_enabled()):
@@ -465,11 +471,10 @@ class OnPolicyAlgorithm(RLAlgorithm):
         )
         return DataLoader(dataset, batch_size=None, num_workers=0)
 
-    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        # The learning-rate schedule, a function of env steps, applied at every step (as Stable-Baselines3
-        # does once per rollout: env steps do not change between a rollout's updates).
+    def start_round(self) -> None:
+        # The learning-rate schedule, a function of env steps, applied once per rollout (as Stable-Baselines3 does).
         learning_rate = self.lr_schedule(self.progress_remaining)
-        for group in optimizer.param_groups:
+        for group in self.optimizers().param_groups:
             group["lr"] = learning_rate
 
     def on_train_epoch_end(self) -> None:

@@ -93,7 +93,7 @@ class PPO(OnPolicyAlgorithm):
             values = batch.values + (values - batch.values).clamp(-clip_vf, clip_vf)
         value_loss = F.mse_loss(values, batch.returns)
         entropy = self.entropy(distribution)
-        loss = policy_loss + self.vf_coef * value_loss - self.ent_coef * entropy
+        loss = self.total_loss(policy_loss, value_loss, entropy)
 
         with torch.no_grad():
             approx_kl = ((ratio - 1.0) - log_ratio).mean()  # an unbiased, low-variance estimate of KL(old || new)
