@@ -6,7 +6,10 @@ machine's load affects both alike:
 - **plain**: a loop written below in plain PyTorch: the same network shapes, the same loss as the
   algorithm's ``update``, fused Adam (as ``RLAlgorithm.make_optimizer`` builds it), ``zero_grad``,
   ``backward``, gradient-norm clipping at the algorithm's ``max_grad_norm``, ``step``. It computes nothing
-  it does not need (no statistics, no logging).
+  it does not need (no statistics, no logging). With ``--plain-statistics`` it also computes the scalars our
+  ``update`` records and sums them on the device (DQN: the loss and the mean Q-value; PPO: the loss, its policy
+  and value parts, the entropy, the approximate KL and the clip fraction, which CleanRL's ``ppo.py`` also computes
+  for every minibatch and SB3 logs), as a plain loop that reports them would.
 - **ours**: ``rl_lightning.DQN`` / ``rl_lightning.PPO`` themselves, fitted by a real ``lightning.Trainer``:
   ``training_step`` taking a round of updates from the dataloader iterator (under manual optimization), the
   algorithm's ``update`` (its loss and the statistics it records each step), ``manual_backward``, gradient
@@ -41,6 +44,7 @@ fitted by the ``bare`` Trainer below.
     python scripts/overhead.py --quick     # about 2 minutes
     python scripts/overhead.py --algos dqn --setups bare --rounds 9
     python scripts/overhead.py --compile --setups bare   # and the plain loop under torch.compile
+    python scripts/overhead.py --plain-statistics --setups bare   # the plain loop records our statistics
 
 Everything runs on the CPU with one torch thread. Reported: the median over rounds of gradient steps per
 second of each side, and the median of the per-round ratios to the plain loop run just before it.
@@ -182,18 +186,22 @@ class PlainDQNLoss(nn.Module):
 
     max_grad_norm, learning_rate, adam_eps = 10.0, 1e-4, 1e-8
 
-    def __init__(self, hidden: int = 256, gamma: float = 0.99) -> None:
+    def __init__(self, hidden: int = 256, gamma: float = 0.99, statistics: bool = False) -> None:
         super().__init__()
         self.q_net = plain_mlp([4, hidden, hidden, 2], nn.ReLU)
         self.q_target = copy.deepcopy(self.q_net).requires_grad_(False)
         self.gamma = gamma
+        self.statistics: Tensor | None = torch.zeros(2) if statistics else None
 
     def forward(self, batch: ReplayBatch) -> Tensor:
         with torch.no_grad():
             next_value = self.q_target(batch.next_observations).max(dim=1).values
             target = batch.rewards + batch.discounts * (1.0 - batch.terminations) * next_value
         q = self.q_net(batch.observations).gather(1, batch.actions.unsqueeze(1)).squeeze(1)
-        return F.smooth_l1_loss(q, target)
+        loss = F.smooth_l1_loss(q, target)
+        if self.statistics is not None:
+            self.statistics += torch.stack([loss.detach(), q.detach().mean()])
+        return loss
 
 
 class PlainPPOLoss(nn.Module):
@@ -201,21 +209,31 @@ class PlainPPOLoss(nn.Module):
 
     max_grad_norm, learning_rate, adam_eps = 0.5, 3e-4, 1e-5
 
-    def __init__(self, clip_range: float = 0.2, vf_coef: float = 0.5) -> None:
+    def __init__(self, clip_range: float = 0.2, vf_coef: float = 0.5, statistics: bool = False) -> None:
         super().__init__()
         self.actor, self.critic = plain_mlp([4, 64, 64, 2], nn.Tanh), plain_mlp([4, 64, 64, 1], nn.Tanh)
         self.clip_range, self.vf_coef = clip_range, vf_coef
+        self.statistics: Tensor | None = torch.zeros(6) if statistics else None
 
     def forward(self, batch: RolloutBatch) -> Tensor:
         log_pmf = self.actor(batch.observations).log_softmax(dim=-1)
         log_probs = log_pmf.gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1)
         std, mean = torch.std_mean(batch.advantages)
         advantages = (batch.advantages - mean) / (std + 1e-8)
-        ratio = (log_probs - batch.log_probs).exp()
+        log_ratio = log_probs - batch.log_probs
+        ratio = log_ratio.exp()
         clipped = ratio.clamp(1 - self.clip_range, 1 + self.clip_range)
         policy_loss = -torch.min(advantages * ratio, advantages * clipped).mean()
         values = self.critic(batch.observations).squeeze(-1)
-        return policy_loss + self.vf_coef * F.mse_loss(values, batch.returns)
+        value_loss = F.mse_loss(values, batch.returns)
+        loss = policy_loss + self.vf_coef * value_loss
+        if self.statistics is not None:
+            with torch.no_grad():
+                entropy = -(log_pmf.exp() * log_pmf).sum(dim=-1).mean()
+                approx_kl = ((ratio - 1.0) - log_ratio).mean()
+                clip_fraction = ((ratio - 1.0).abs() > self.clip_range).float().mean()
+                self.statistics += torch.stack([loss, policy_loss, value_loss, entropy, approx_kl, clip_fraction])
+        return loss
 
 
 def adam(loss: nn.Module) -> torch.optim.Optimizer:
@@ -289,7 +307,9 @@ def sides_of(
     steps = ours.epoch_steps * epochs
     floor = MinimalModule(loss, next_batch, ours.epoch_steps)
     sides: Sides = {
-        "plain PyTorch": lambda: plain_loop(loss, next_batch, steps),
+        "plain PyTorch" + (" + statistics" if loss.statistics is not None else ""): lambda: plain_loop(
+            loss, next_batch, steps
+        ),
         "minimal LightningModule (bare)": lambda: fit(
             floor, "bare", epochs, log_dir, gradient_clip_val=loss.max_grad_norm
         ),
@@ -308,7 +328,9 @@ def sides_of(
     return sides
 
 
-def dqn_sides(quick: bool, setups: list[str], compiled: bool, gradient_steps: int = 128) -> Sides:
+def dqn_sides(
+    quick: bool, setups: list[str], compiled: bool, plain_statistics: bool, gradient_steps: int = 128
+) -> Sides:
     replay = filled_replay()
     module = StoredReplayDQN(
         "CartPole-v1", hidden_sizes=(256, 256), batch_size=64, buffer_size=REPLAY_SIZE, total_timesteps=10**9,
@@ -317,17 +339,19 @@ def dqn_sides(quick: bool, setups: list[str], compiled: bool, gradient_steps: in
     module.replay = replay
     module.epoch_steps = DQN_STEPS_PER_EPOCH // (5 if quick else 1)
     log_dir = tempfile.mkdtemp(prefix="overhead-dqn-")
-    return sides_of(module, PlainDQNLoss(), lambda: replay.sample(64), 2, setups, log_dir, compiled)
+    loss = PlainDQNLoss(statistics=plain_statistics)
+    return sides_of(module, loss, lambda: replay.sample(64), 2, setups, log_dir, compiled)
 
 
-def ppo_sides(quick: bool, setups: list[str], compiled: bool) -> Sides:
+def ppo_sides(quick: bool, setups: list[str], compiled: bool, plain_statistics: bool) -> Sides:
     module = StoredRolloutPPO("CartPole-v1", n_steps=2048, batch_size=256, total_timesteps=10**9)
     module.epoch_steps = PPO_STEPS_PER_EPOCH // (5 if quick else 1)
     log_dir = tempfile.mkdtemp(prefix="overhead-ppo-")
     fit(module, "bare", 1, log_dir)  # collects the rollout that both sides then learn from
     rollout = module.buffer.batch(module.buffer.valid_indices())
     minibatches = shuffled_minibatches(rollout, module.batch_size)
-    return sides_of(module, PlainPPOLoss(), minibatches.__next__, 3, setups, log_dir, compiled)
+    loss = PlainPPOLoss(statistics=plain_statistics)
+    return sides_of(module, loss, minibatches.__next__, 3, setups, log_dir, compiled)
 
 
 def measure(name: str, sides: Sides, rounds: int) -> list[dict[str, Any]]:
@@ -368,6 +392,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=None, help="alternations per setup (default 5, quick 3)")
     parser.add_argument("--quick", action="store_true", help="shorter epochs and fewer rounds")
     parser.add_argument("--compile", action="store_true", help="also time the plain loop under torch.compile")
+    parser.add_argument(
+        "--plain-statistics", action="store_true", help="the plain loop also computes the statistics ours records"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no "GPU available" lines per fit
@@ -381,7 +408,7 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     for key in args.algos:
         name, sides = algos[key]
-        rows += measure(name, sides(args.quick, args.setups, args.compile), rounds)
+        rows += measure(name, sides(args.quick, args.setups, args.compile, args.plain_statistics), rounds)
     print(f"load average after: {os.getloadavg()}, {rounds} rounds, medians")
     print(markdown(rows))
 
