@@ -12,6 +12,8 @@ What an algorithm author needs of it (the rest is plumbing):
   ``configure_optimizers``. A policy with memory overrides :meth:`policy_step` instead of ``act``.
 - An algorithm that masks invalid actions (``info["action_mask"]``, :mod:`rl_lightning.envs.masks`) takes
   ``act(observations, deterministic, action_masks)`` and overrides :meth:`check_action_masks`; others refuse them.
+- Work that belongs once per round of updates, after its env steps (a schedule of env steps), goes into
+  :meth:`start_round`.
 - Record per-update scalars with ``self.update_stats.add(name=tensor)`` (logged as ``train/<name>`` once per
   epoch, no host sync) and per-epoch values with :meth:`log_epoch`.
 - Whatever else changes during training goes into :meth:`rl_state_dict` / :meth:`load_rl_state_dict` (call
