@@ -156,7 +156,7 @@ def test_policy_and_targets_update_every_policy_delay_critic_updates():
 def test_ddpg_is_td3_with_one_critic_no_delay_no_smoothing_and_reloads_from_its_checkpoint(tmp_path):
     ddpg = DDPG(**SMALL)
     assert (ddpg.policy_delay, ddpg.target_policy_noise) == (1, 0.0)
-    assert len(ddpg.critic.q_networks) == 1
+    assert ddpg.critic.n_critics == 1 and ddpg.critic(torch.zeros(3, 3), torch.zeros(3, 1)).shape == (3, 1)
     assert "n_critics" not in ddpg.hparams and "policy_delay" not in ddpg.hparams
     run = trainer(precision="bf16-mixed")
     run.fit(ddpg)

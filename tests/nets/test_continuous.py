@@ -18,6 +18,7 @@ from rl_lightning.nets import (
     sample_squashed_gaussian,
 )
 from rl_lightning.nets.continuous import LOG_STD_MAX
+from rl_lightning.nets.mlp import mlp
 
 OBSERVATIONS = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
 ACTIONS = gym.spaces.Box(np.array([-2.0, 0.0], np.float32), np.array([2.0, 10.0], np.float32))
@@ -88,6 +89,23 @@ def test_default_networks_have_the_documented_shapes():
     q = critic(observations, torch.zeros(4, 2))
     assert q.shape == (4, 3)
     assert not torch.allclose(q[:, 0], q[:, 1]), "twin critics must start from different weights"
+
+
+def test_batched_critics_are_separate_mlps_computed_together():
+    torch.manual_seed(0)
+    critic = ContinuousQNetworks(OBSERVATIONS, ACTIONS, hidden_sizes=(8, 5), n_critics=3)
+    torch.manual_seed(0)  # the same draws: separate MLPs as the critics were before they were batched
+    separate = nn.ModuleList(mlp(3 + 2, 1, (8, 5)) for _ in range(3))
+    observations, actions = torch.randn(6, 3), torch.rand(6, 2) * 2 - 1
+    expected = torch.cat([q(torch.cat([observations, actions], dim=1)) for q in separate], dim=1)
+    torch.testing.assert_close(critic(observations, actions), expected)
+    # A state dict of separate critics (q_networks.<critic>.<layer>.weight) loads into the batched layers.
+    with torch.no_grad():
+        for parameter in separate.parameters():
+            parameter.add_(torch.randn_like(parameter))
+    critic.load_state_dict({f"q_networks.{key}": value for key, value in separate.state_dict().items()})
+    expected = torch.cat([q(torch.cat([observations, actions], dim=1)) for q in separate], dim=1)
+    torch.testing.assert_close(critic(observations, actions), expected)
 
 
 # ---------------------------------------------------------------------------------------------- Polyak averaging
