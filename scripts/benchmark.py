@@ -14,6 +14,9 @@ speed.
     python scripts/benchmark.py --algos dqn --seeds 5 --output results.json --markdown results.md
     python scripts/benchmark.py --quick --seeds 1      # small budgets: checks that everything runs
     python scripts/benchmark.py --algos dqn_acrobot --timesteps 50000 --set gradient_steps=1   # both sides
+    python scripts/benchmark.py --algos dqn_pong --timesteps 104000 --set learning_starts=100000 --seeds 1
+                                                       # Pong's 100k buffer filled on both sides, then 1,000 updates
+    python scripts/benchmark.py --algos ppo_pong --timesteps 4096 --seeds 1 --profile profiles   # where time goes
 
 The parent process imports neither torch nor either library, so that it adds nothing to the peak memory
 measured for its children.
@@ -328,9 +331,17 @@ def peak_rss_mb(usage: Any) -> float:
 
 
 def run_child(
-    algo: str, library: str, seed: int, total_timesteps: int, threads: int, workdir: Path, overrides: dict[str, Any]
+    algo: str,
+    library: str,
+    seed: int,
+    total_timesteps: int,
+    threads: int,
+    workdir: Path,
+    overrides: dict[str, Any],
+    profile: Path | None = None,
 ) -> Run:
-    """Run one training in a fresh interpreter; its peak memory comes from the kernel's accounting of it."""
+    """Run one training in a fresh interpreter; its peak memory comes from the kernel's accounting of it. With
+    ``profile`` (a folder), under cProfile, its statistics written there as ``<algo>-<library>-<seed>.prof``."""
     result_path, log_path = workdir / f"{algo}-{library}-{seed}.json", workdir / f"{algo}-{library}-{seed}.log"
     spec = dict(
         algo=algo,
@@ -344,6 +355,8 @@ def run_child(
     # OpenMP and MKL size their pools when torch loads; the child's torch.set_num_threads does the rest.
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     command = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)]
+    if profile is not None:
+        command[1:1] = ["-m", "cProfile", "-o", str(profile / f"{algo}-{library}-{seed}.prof")]
     with log_path.open("w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
         # wait4 gives this child's own resource usage, peak RSS included (RUSAGE_CHILDREN would give the
@@ -467,6 +480,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="change one hyperparameter of the configs' model.init_args for both libraries (a YAML value; repeatable)",
     )
     parser.add_argument("--output", type=Path, help="write settings, machine, runs and means as JSON here")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="run each child under cProfile, writing DIR/<algo>-<library>-<seed>.prof (it slows Python code: "
+        "not for timings)",
+    )
     parser.add_argument("--markdown", type=Path, help="write the table as markdown here")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: the JSON spec of one run
     args = parser.parse_args(argv)
@@ -506,10 +526,12 @@ def main(argv: list[str] | None = None) -> int:
     load = ", ".join(f"{value:.1f}" for value in info["load_average_at_start"])
     print(f"{len(plan)} runs, {args.threads} torch thread(s) each; {info['cpu_count']} CPUs, load average {load}")
     runs: list[Run] = []
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="rl-lightning-benchmark-") as workdir:
         for index, (algo, library, seed) in enumerate(plan, start=1):
             print(f"[{index}/{len(plan)}] {algo} {library} seed {seed}: {budgets[algo]} env steps ...", flush=True)
-            run = run_child(algo, library, seed, budgets[algo], args.threads, Path(workdir), overrides)
+            run = run_child(algo, library, seed, budgets[algo], args.threads, Path(workdir), overrides, args.profile)
             print(
                 f"    {run.wall_s:.1f} s ({run.cpu_s:.1f} s CPU), {run.env_steps_per_s:.0f} env steps/s, "
                 f"{run.peak_rss_mb:.0f} MB, eval return {run.eval_return_mean:.1f}",
