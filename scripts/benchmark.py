@@ -25,6 +25,7 @@ measured for its children.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import functools
 import importlib
 import json
@@ -308,7 +309,13 @@ def child_main(spec: dict[str, Any]) -> None:
         hyperparameters["learning_starts"] = int(LEARNING_STARTS_SHARE[spec["algo"]] * spec["total_timesteps"])
     train = benchmark.ours if spec["library"] == "rl-lightning" else benchmark.sb3
     eval_episodes = spec.get("eval_episodes", benchmark.settings.eval_episodes)
+    profiler = cProfile.Profile(time.process_time) if "profile" in spec else None
+    if profiler:
+        profiler.enable()
     outcome = train(hyperparameters, eval_episodes, spec["seed"] + EVAL_SEED_OFFSET)
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(spec["profile"])
     Path(spec["result_path"]).write_text(json.dumps(asdict(outcome)))
 
 
@@ -348,8 +355,9 @@ def run_child(
     eval_episodes: int | None = None,
 ) -> Run:
     """Run one training in a fresh interpreter; its peak memory comes from the kernel's accounting of it. With
-    ``profile`` (a folder), under cProfile, its statistics written there as ``<algo>-<library>-<seed>.prof``. Its
-    evaluation plays ``eval_episodes`` (default: the entry's ``Settings``; 0: none)."""
+    ``profile`` (a folder), under cProfile, timing CPU time (what other processes on the machine do not add to),
+    its statistics written there as ``<algo>-<library>-<seed>.prof``. Its evaluation plays ``eval_episodes``
+    (default: the entry's ``Settings``; 0: none)."""
     result_path, log_path = workdir / f"{algo}-{library}-{seed}.json", workdir / f"{algo}-{library}-{seed}.log"
     spec = dict(
         algo=algo,
@@ -364,9 +372,9 @@ def run_child(
         spec["eval_episodes"] = eval_episodes
     # OpenMP and MKL size their pools when torch loads; the child's torch.set_num_threads does the rest.
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    command = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)]
     if profile is not None:
-        command[1:1] = ["-m", "cProfile", "-o", str(profile / f"{algo}-{library}-{seed}.prof")]
+        spec["profile"] = str(profile / f"{algo}-{library}-{seed}.prof")
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)]
     with log_path.open("w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
         # wait4 gives this child's own resource usage, peak RSS included (RUSAGE_CHILDREN would give the
