@@ -149,7 +149,9 @@ class DQN(OffPolicyAlgorithm):
         if epsilon > 0.0:
             explore = torch.rand(batch, device=device, generator=self.generator) < epsilon
             random = random_actions(self.n_actions, batch, device, self.generator, action_masks)
-            if bool(explore.all()):  # no greedy action would be taken: the network is not run (nor is SB3's)
+            # No greedy action would be taken: the network is not run (nor is SB3's). Checked on the CPU only, where
+            # it costs no device sync (a torch env on a GPU never waits for the host).
+            if device.type == "cpu" and bool(explore.all()):
                 return random
         with noise_disabled(self.q_net) if deterministic else contextlib.nullcontext():
             q = self.head.q_values(self.q_net(observations))
