@@ -52,16 +52,26 @@ def first_leaf(tree: Tree) -> Any:
     return next(tree_leaves(tree))[1]
 
 
+def empty(
+    shape: Sequence[int] | Tree, dtype: torch.dtype | Tree, leading: Sequence[int], device: torch.device | str
+) -> Tree:
+    """Preallocated, uninitialised ``(*leading, *shape)`` per leaf: ``dtype`` is a dtype (one tensor of ``shape``), or
+    a dict or tuple of dtypes with ``shape`` the dict or tuple of the matching shapes (one tensor per key).
+
+    A large CPU tensor's pages then stay untouched, so not resident, until written: for storage whose every read
+    comes after a write of the same rows (a replay buffer's ring)."""
+    if isinstance(dtype, torch.dtype):
+        return torch.empty((*leading, *shape), dtype=dtype, device=device)
+    if type(dtype) is dict:
+        return {key: empty(shape[key], value, leading, device) for key, value in dtype.items()}
+    return tuple(empty(key_shape, value, leading, device) for key_shape, value in zip(shape, dtype, strict=True))
+
+
 def zeros(
     shape: Sequence[int] | Tree, dtype: torch.dtype | Tree, leading: Sequence[int], device: torch.device | str
 ) -> Tree:
-    """Preallocated zeros of ``(*leading, *shape)`` per leaf: ``dtype`` is a dtype (one tensor of ``shape``), or a
-    dict or tuple of dtypes with ``shape`` the dict or tuple of the matching shapes (one tensor per key)."""
-    if isinstance(dtype, torch.dtype):
-        return torch.zeros((*leading, *shape), dtype=dtype, device=device)
-    if type(dtype) is dict:
-        return {key: zeros(shape[key], value, leading, device) for key, value in dtype.items()}
-    return tuple(zeros(key_shape, value, leading, device) for key_shape, value in zip(shape, dtype, strict=True))
+    """As :func:`empty`, filled with zeros."""
+    return tree_map(Tensor.zero_, empty(shape, dtype, leading, device))
 
 
 def assign(destination: Tree, index: Any, source: Tree) -> None:

@@ -14,6 +14,9 @@ speed.
     python scripts/benchmark.py --algos dqn --seeds 5 --output results.json --markdown results.md
     python scripts/benchmark.py --quick --seeds 1      # small budgets: checks that everything runs
     python scripts/benchmark.py --algos dqn_acrobot --timesteps 50000 --set gradient_steps=1   # both sides
+    python scripts/benchmark.py --algos dqn_pong --timesteps 104000 --set learning_starts=100000 --seeds 1
+                                                       # Pong's 100k buffer filled on both sides, then 1,000 updates
+    python scripts/benchmark.py --algos ppo_pong --timesteps 4096 --seeds 1 --eval-episodes 0 --profile profiles
 
 The parent process imports neither torch nor either library, so that it adds nothing to the peak memory
 measured for its children.
@@ -22,6 +25,7 @@ measured for its children.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import functools
 import importlib
 import json
@@ -115,6 +119,8 @@ def train_ours(hyperparameters: dict[str, Any], eval_episodes: int, eval_seed: i
     )
     trainer.fit(model)
     wall_s, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
+    if eval_episodes == 0:
+        return Outcome(model.env_steps, wall_s, cpu_s, [])
 
     collector = Collector(model.make_env(1))  # the module's own env: same kwargs and wrappers as training
     with torch.no_grad():
@@ -224,6 +230,9 @@ def train_sb3(algorithm: str) -> TrainFn:
         model = sb3_class(policy, env, device="cpu", verbose=0, **arguments)
         model.learn(total_timesteps=hyperparameters["total_timesteps"], progress_bar=False)
         wall_s, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
+        if eval_episodes == 0:
+            env.close()
+            return Outcome(model.num_timesteps, wall_s, cpu_s, [])
 
         # One env seeded like ours: the same sequence of initial states, episode after episode.
         eval_env = sb3_envs(hyperparameters, 1, eval_seed, evaluation=True)
@@ -299,7 +308,14 @@ def child_main(spec: dict[str, Any]) -> None:
     if spec["algo"] in LEARNING_STARTS_SHARE and "learning_starts" not in overrides:
         hyperparameters["learning_starts"] = int(LEARNING_STARTS_SHARE[spec["algo"]] * spec["total_timesteps"])
     train = benchmark.ours if spec["library"] == "rl-lightning" else benchmark.sb3
-    outcome = train(hyperparameters, benchmark.settings.eval_episodes, spec["seed"] + EVAL_SEED_OFFSET)
+    eval_episodes = spec.get("eval_episodes", benchmark.settings.eval_episodes)
+    profiler = cProfile.Profile(time.process_time) if "profile" in spec else None
+    if profiler:
+        profiler.enable()
+    outcome = train(hyperparameters, eval_episodes, spec["seed"] + EVAL_SEED_OFFSET)
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(spec["profile"])
     Path(spec["result_path"]).write_text(json.dumps(asdict(outcome)))
 
 
@@ -328,9 +344,20 @@ def peak_rss_mb(usage: Any) -> float:
 
 
 def run_child(
-    algo: str, library: str, seed: int, total_timesteps: int, threads: int, workdir: Path, overrides: dict[str, Any]
+    algo: str,
+    library: str,
+    seed: int,
+    total_timesteps: int,
+    threads: int,
+    workdir: Path,
+    overrides: dict[str, Any],
+    profile: Path | None = None,
+    eval_episodes: int | None = None,
 ) -> Run:
-    """Run one training in a fresh interpreter; its peak memory comes from the kernel's accounting of it."""
+    """Run one training in a fresh interpreter; its peak memory comes from the kernel's accounting of it. With
+    ``profile`` (a folder), under cProfile, timing CPU time (what other processes on the machine do not add to),
+    its statistics written there as ``<algo>-<library>-<seed>.prof``. Its evaluation plays ``eval_episodes``
+    (default: the entry's ``Settings``; 0: none)."""
     result_path, log_path = workdir / f"{algo}-{library}-{seed}.json", workdir / f"{algo}-{library}-{seed}.log"
     spec = dict(
         algo=algo,
@@ -341,8 +368,12 @@ def run_child(
         result_path=str(result_path),
         overrides=overrides,
     )
+    if eval_episodes is not None:
+        spec["eval_episodes"] = eval_episodes
     # OpenMP and MKL size their pools when torch loads; the child's torch.set_num_threads does the rest.
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    if profile is not None:
+        spec["profile"] = str(profile / f"{algo}-{library}-{seed}.prof")
     command = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)]
     with log_path.open("w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
@@ -365,8 +396,8 @@ def run_child(
         cpu_s=outcome.cpu_s,
         env_steps_per_s=outcome.env_steps / outcome.wall_s,
         peak_rss_mb=peak_rss_mb(usage),
-        eval_return_mean=statistics.fmean(returns),
-        eval_return_std=statistics.pstdev(returns),
+        eval_return_mean=statistics.fmean(returns) if returns else float("nan"),
+        eval_return_std=statistics.pstdev(returns) if returns else float("nan"),
     )
 
 
@@ -466,12 +497,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="KEY=VALUE",
         help="change one hyperparameter of the configs' model.init_args for both libraries (a YAML value; repeatable)",
     )
+    parser.add_argument(
+        "--eval-episodes", type=int, help="episodes of each run's final evaluation, instead of the entry's (0: none)"
+    )
     parser.add_argument("--output", type=Path, help="write settings, machine, runs and means as JSON here")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="run each child under cProfile, writing DIR/<algo>-<library>-<seed>.prof (it slows Python code: "
+        "not for timings)",
+    )
     parser.add_argument("--markdown", type=Path, help="write the table as markdown here")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: the JSON spec of one run
     args = parser.parse_args(argv)
-    if args.seeds < 1 or args.threads < 1 or args.first_seed < 0:
-        parser.error("--seeds and --threads must be at least 1, --first-seed at least 0")
+    if args.seeds < 1 or args.threads < 1 or args.first_seed < 0 or (args.eval_episodes or 0) < 0:
+        parser.error("--seeds and --threads must be at least 1, --first-seed and --eval-episodes at least 0")
     args.overrides = {}
     for item in args.set:
         key, equals, value = item.partition("=")
@@ -506,10 +547,15 @@ def main(argv: list[str] | None = None) -> int:
     load = ", ".join(f"{value:.1f}" for value in info["load_average_at_start"])
     print(f"{len(plan)} runs, {args.threads} torch thread(s) each; {info['cpu_count']} CPUs, load average {load}")
     runs: list[Run] = []
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="rl-lightning-benchmark-") as workdir:
         for index, (algo, library, seed) in enumerate(plan, start=1):
             print(f"[{index}/{len(plan)}] {algo} {library} seed {seed}: {budgets[algo]} env steps ...", flush=True)
-            run = run_child(algo, library, seed, budgets[algo], args.threads, Path(workdir), overrides)
+            run = run_child(
+                algo, library, seed, budgets[algo], args.threads, Path(workdir), overrides, args.profile,
+                args.eval_episodes,
+            )  # fmt: skip
             print(
                 f"    {run.wall_s:.1f} s ({run.cpu_s:.1f} s CPU), {run.env_steps_per_s:.0f} env steps/s, "
                 f"{run.peak_rss_mb:.0f} MB, eval return {run.eval_return_mean:.1f}",
@@ -532,6 +578,7 @@ def main(argv: list[str] | None = None) -> int:
                 "threads": args.threads,
                 "budgets": budgets,
                 "overrides": overrides,
+                "eval_episodes": args.eval_episodes,
                 "configs": {algo: BENCHMARKS[algo].settings.config for algo in args.algos},
             },
             "machine": info,

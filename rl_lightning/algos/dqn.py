@@ -146,14 +146,17 @@ class DQN(OffPolicyAlgorithm):
             return random_actions(self.n_actions, batch, device, self.generator, action_masks)
         if self.noisy and not deterministic:
             reset_noise(self.q_net, self.generator)  # fresh noise for every action choice, as in Rainbow
+        if epsilon > 0.0:
+            explore = torch.rand(batch, device=device, generator=self.generator) < epsilon
+            random = random_actions(self.n_actions, batch, device, self.generator, action_masks)
+            # No greedy action would be taken: the network is not run (nor is SB3's). Checked on the CPU only, where
+            # it costs no device sync (a torch env on a GPU never waits for the host).
+            if device.type == "cpu" and bool(explore.all()):
+                return random
         with noise_disabled(self.q_net) if deterministic else contextlib.nullcontext():
             q = self.head.q_values(self.q_net(observations))
         greedy = (q if action_masks is None else mask_invalid(q, action_masks)).argmax(dim=1)
-        if epsilon <= 0.0:
-            return greedy
-        explore = torch.rand(batch, device=greedy.device, generator=self.generator) < epsilon
-        random = random_actions(self.n_actions, batch, greedy.device, self.generator, action_masks)
-        return torch.where(explore, random, greedy)
+        return greedy if epsilon <= 0.0 else torch.where(explore, random, greedy)
 
     def check_action_masks(self, action_masks: Tensor) -> None:  # one entry per action
         self.check_action_mask_width(action_masks, self.n_actions, "action")

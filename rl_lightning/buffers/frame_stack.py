@@ -73,11 +73,14 @@ class FrameStackReplayBuffer(ReplayBuffer):
         self._lag_adds = n_step + stack_size
         reach = self._lag_adds * num_envs + stack_size * num_envs
         self.frame_capacity = capacity + capacity // episode_length + reach
-        # With zero padding, one more frame (after the ring) stays zero.
+        # Uninitialised, as the plain buffer's ring (its pages resident only once written): a stack only ever names
+        # frames stored since the ring began, or the padding frame. With zero padding, one more frame (after the ring)
+        # is that zero frame.
         padding_frames = 1 if padding == "zero" else 0
-        self.frames = torch.zeros(
+        self.frames = torch.empty(
             (self.frame_capacity + padding_frames, *frame_shape), dtype=frame_dtype, device=self.device
         )
+        self.frames[self.frame_capacity :] = 0
         self._frames_added = 0  # frames ever stored: frame number i lives in slot i % frame_capacity
         self._stacks = np.zeros((num_envs, stack_size), dtype=np.int64)  # frame numbers of each env's observation
         self._known = np.zeros(num_envs, dtype=bool)  # whether those frames are stored

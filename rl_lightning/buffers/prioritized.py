@@ -34,7 +34,7 @@ class _PrioritizedSampling:
         epsilon: float = 1e-6,
         **kwargs: Any,
     ) -> None:
-        # Checked before the storage is allocated: a bad value should not wait for gigabytes to be zeroed.
+        # Checked before the storage (gigabytes, for pixels) is allocated.
         check_hyperparameters(alpha=alpha)
         self.alpha = float(alpha)
         self.beta = beta

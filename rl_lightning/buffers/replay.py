@@ -98,22 +98,25 @@ class ReplayBuffer:
         def zeros(*shape: int, dtype: torch.dtype = torch.float32) -> Tensor:
             return torch.zeros(shape, dtype=dtype, device=self.device)
 
-        def observations(*leading: int) -> Observations:
-            return tree.zeros(observation_shape, observation_dtype, leading, self.device)
+        def empty(*shape: int, dtype: torch.dtype = torch.float32) -> Tensor:
+            return torch.empty(shape, dtype=dtype, device=self.device)
 
+        # The ring is left uninitialised, so that its pages become resident only as transitions are written (a pixel
+        # buffer is gigabytes): nothing reads a row before it is written, as draws, gathers and state_dict take the
+        # first ``size`` rows only (all of them once the ring has wrapped).
         self.storage: dict[str, Observations] = {
-            "observations": observations(capacity),
-            "actions": zeros(capacity, *act_shape, dtype=action_dtype),
-            "rewards": zeros(capacity),
-            "next_observations": observations(capacity),
-            "terminations": zeros(capacity),
-            "discounts": zeros(capacity),
+            "observations": tree.empty(observation_shape, observation_dtype, (capacity,), self.device),
+            "actions": empty(capacity, *act_shape, dtype=action_dtype),
+            "rewards": empty(capacity),
+            "next_observations": tree.empty(observation_shape, observation_dtype, (capacity,), self.device),
+            "terminations": empty(capacity),
+            "discounts": empty(capacity),
         }
         if action_mask_size is not None:
-            self.storage["next_action_masks"] = zeros(capacity, action_mask_size, dtype=torch.bool)
-        # The n-step window, a ring over slots shared by all envs (slot of age a: (head - a) % n_step).
+            self.storage["next_action_masks"] = empty(capacity, action_mask_size, dtype=torch.bool)
+        # The n-step window, a ring over slots shared by all envs (slot of age a: (head - a) % n_step); saved whole.
         self.window: dict[str, Observations] = {
-            "observations": observations(n_step, num_envs),
+            "observations": tree.zeros(observation_shape, observation_dtype, (n_step, num_envs), self.device),
             "actions": zeros(n_step, num_envs, *act_shape, dtype=action_dtype),
             "returns": zeros(n_step, num_envs),
             "discounts": zeros(n_step, num_envs),

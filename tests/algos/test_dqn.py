@@ -45,6 +45,27 @@ def test_epsilon_decays_linearly_over_env_steps():
         assert dqn.exploration_rate() == pytest.approx(expected)
 
 
+def test_epsilon_greedy_runs_the_network_only_when_some_env_takes_a_greedy_action():
+    """Each env explores with probability epsilon, drawn before the network runs: where every env explores, the
+    network is not run (as SB3 skips it); the actions are those of the same draws with the greedy ones in place."""
+    dqn = DQN(exploration_initial_eps=0.6, exploration_final_eps=0.6, **SMALL)
+    dqn.generator = torch.Generator().manual_seed(0)
+    reference = torch.Generator().set_state(dqn.generator.get_state())
+    runs = []
+    dqn.q_net.register_forward_hook(lambda *_: runs.append(1))
+    observations = torch.randn(2, 4)
+    greedy = dqn.q_net(observations).argmax(1)
+    every_env_explored = 0
+    for _ in range(30):
+        explore = torch.rand(2, generator=reference) < 0.6
+        random = torch.randint(2, (2,), generator=reference)
+        runs.clear()
+        assert torch.equal(dqn.act(observations), torch.where(explore, random, greedy))
+        assert len(runs) == (0 if explore.all() else 1)
+        every_env_explored += bool(explore.all())
+    assert 0 < every_env_explored < 30  # both cases met (0.36 of the calls, on average)
+
+
 def test_target_update_applies_every_interval_passed():
     dqn = DQN(tau=0.5, **{**SMALL, "target_update_interval": 10})
     with torch.no_grad():

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+from unittest import mock
+
 import pytest
 import torch
 
@@ -184,4 +189,99 @@ def test_prioritized_frame_stacks_never_draw_a_transition_that_left_early() -> N
     converted = prioritized_buffers(capacity=90, n_step=1, episode_length=32)[1]
     converted.load_state_dict(FrameStackReplayBuffer.state_dict(uniform))
     assert converted.tree.leaves.tolist() == [1.0 if i in kept else 0.0 for i in range(90)]
+    collector.close()
+
+
+# ------------------------------------------------------------------------------------------ uninitialised memory
+@contextlib.contextmanager
+def allocations_filled_with(fill: str) -> Iterator[None]:
+    """``torch.empty`` gives tensors whose bytes are all 0 (``fill="zeros"``, memory fresh from the system) or random
+    (``"garbage"``, as reused memory may hold): a buffer built in here shows whether it ever reads a byte it did not
+    write."""
+    real_empty, generator = torch.empty, torch.Generator().manual_seed(0)
+
+    def empty(*args: Any, **kwargs: Any) -> torch.Tensor:
+        tensor = real_empty(*args, **kwargs)
+        raw = real_empty(0, dtype=torch.uint8).set_(tensor.untyped_storage())
+        if fill == "garbage":
+            raw.copy_(torch.randint(256, raw.shape, dtype=torch.uint8, generator=generator))
+        else:
+            raw.zero_()
+        return tensor
+
+    with mock.patch.object(torch, "empty", empty):
+        yield
+
+
+def zeroed_and_garbage(make: Callable[[], ReplayBuffer]) -> tuple[ReplayBuffer, ReplayBuffer]:
+    with allocations_filled_with("zeros"):
+        zeroed = make()
+    with allocations_filled_with("garbage"):
+        garbage = make()
+    return zeroed, garbage
+
+
+def assert_same(expected: Any, actual: Any, path: str = "") -> None:
+    """Equal trees of dicts, lists, tuples (batches too), tensors (same dtype, shape and bytes) and plain values."""
+    if isinstance(expected, torch.Tensor):
+        assert expected.dtype == actual.dtype and torch.equal(expected, actual), path
+    elif isinstance(expected, dict):
+        assert expected.keys() == actual.keys(), path
+        for key in expected:
+            assert_same(expected[key], actual[key], f"{path}.{key}")
+    elif isinstance(expected, list | tuple):
+        assert len(expected) == len(actual), path
+        for number, (left, right) in enumerate(zip(expected, actual, strict=True)):
+            assert_same(left, right, f"{path}.{number}")
+    else:
+        assert expected == actual, path
+
+
+def frame_stack_kind(prioritized: bool, padding: str, n_step: int) -> Callable[[], ReplayBuffer]:
+    common = {"num_envs": NUM_ENVS, "n_step": n_step, "gamma": 0.9, "seed": 5}
+    kind = PrioritizedFrameStackReplayBuffer if prioritized else FrameStackReplayBuffer
+    return lambda: kind(60, (2, 3), torch.uint8, STACK, padding, (), torch.long, **common)
+
+
+def plain_kind(prioritized: bool, padding: str, n_step: int) -> Callable[[], ReplayBuffer]:
+    common = {"num_envs": NUM_ENVS, "n_step": n_step, "gamma": 0.9, "seed": 5}
+    kind = PrioritizedReplayBuffer if prioritized else ReplayBuffer
+    return lambda: kind(60, (STACK, 2, 3), torch.uint8, (), torch.long, **common)
+
+
+@pytest.mark.parametrize("kind", [frame_stack_kind, plain_kind])
+@pytest.mark.parametrize(
+    ("prioritized", "padding", "n_step"), [(False, "reset", 1), (False, "zero", 3), (True, "zero", 1)]
+)
+def test_storage_never_written_reaches_no_batch_and_no_saved_state(
+    kind: Callable[..., Callable[[], ReplayBuffer]], prioritized: bool, padding: str, n_step: int
+) -> None:
+    """The storage is left uninitialised: built over random bytes, a buffer gives the same batches and saved states
+    as built over zeros, partly filled, wrapped around and restored from a partly filled state."""
+    make = kind(prioritized, padding, n_step)
+    zeroed, garbage = zeroed_and_garbage(make)
+    frame_stack = isinstance(garbage, FrameStackReplayBuffer)
+    observations = [buffer.frames if frame_stack else buffer.storage["observations"] for buffer in (zeroed, garbage)]
+    assert not observations[0].any() and observations[1].any()
+    if padding == "zero" and frame_stack:
+        assert not garbage.frames[garbage.frame_capacity :].any()  # the padding frame
+    collector = Collector(stacked_frames_vector_env(NUM_ENVS, STACK, padding))
+    collector.reset(seed=10)
+    play(collector, 8, zeroed, garbage)  # partly filled
+    assert 0 < len(garbage) < 60
+    _, restored = zeroed_and_garbage(make)  # restored over random bytes from a partly filled state
+    restored.load_state_dict(zeroed.state_dict())
+    for steps in (0, 10, 40):  # then filled and wrapped around
+        play(collector, steps, zeroed, garbage, restored)
+        for buffer in (garbage, restored):
+            assert len(buffer) == len(zeroed)
+            for include_storage in (True, False):
+                assert_same(zeroed.state_dict(include_storage), buffer.state_dict(include_storage))
+        batches = [buffer.sample(64) for buffer in (zeroed, garbage, restored)]
+        assert_same(batches[0], batches[1])
+        assert_same(batches[0], batches[2])
+        if prioritized:
+            for buffer, batch in zip((zeroed, garbage, restored), batches, strict=True):
+                buffer.update_priorities(batch.indices, batch.rewards + 1.0)
+    assert len(garbage) == 60
     collector.close()

@@ -18,6 +18,7 @@ from rl_lightning.nets import (
     is_image_space,
     make_encoder,
 )
+from rl_lightning.nets.encoders import scale_pixels
 
 IMAGE_SPACE = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
 
@@ -57,6 +58,15 @@ def test_nature_cnn_scales_uint8_pixels_to_unit_range() -> None:
     # The torso sees 255 / 255 = 1.0 for white pixels.
     assert torch.allclose(encoder(white), encoder.linear(encoder.convs(torch.ones(1, 4, 84, 84))))
     assert encoder(white).shape == (1, encoder.out_features) == (1, 16)
+
+
+def test_pixels_are_scaled_as_a_division_by_255_leaving_the_input_alone() -> None:
+    pixels = torch.arange(256, dtype=torch.uint8).repeat(3, 1)
+    scaled = scale_pixels(pixels)
+    assert scaled.dtype == torch.float32 and scaled[0, 51].item() == pytest.approx(0.2)  # 51 / 255
+    assert torch.equal(scaled, pixels.float() / 255.0)  # the same bits as the out-of-place division
+    floats = torch.full((2, 3), 255.0)
+    assert torch.equal(scale_pixels(floats), torch.ones(2, 3)) and torch.equal(floats, torch.full((2, 3), 255.0))
 
 
 def test_make_encoder_picks_the_encoder_of_the_space() -> None:
