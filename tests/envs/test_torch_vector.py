@@ -405,8 +405,8 @@ def test_compiled_step_matches_the_uncompiled_step_and_draws_the_same_random_str
             assert torch.equal(ours[4]["_final_obs"], theirs[4]["_final_obs"])
             ends += int(theirs[4]["_final_obs"].sum())
     assert ends >= 4 * 64  # every env restarted at least 4 times: the fresh draws were compared too
-    # Compiled, the state is kept column by column (its kernel then loads each variable as a vector).
-    assert (compiled.state.stride(), uncompiled.state.stride()) == ((1, 64), (4, 1))
+    # Compiled or not, the state is kept column by column (each variable's ops then run over contiguous memory).
+    assert compiled.state.stride() == uncompiled.state.stride() == (1, 64)
     assert torch.equal(compiled.generator.get_state(), uncompiled.generator.get_state())
 
 
