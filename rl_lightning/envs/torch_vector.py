@@ -199,7 +199,7 @@ class TorchVectorEnv(abc.ABC):
         self.elapsed_steps = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
         self.needs_reset = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
         self._compile = compile
-        self._transition = CompiledTransition(self.transition) if compile else self.transition
+        self._transition = CompiledTransition(self.transition_with_int_flags) if compile else self.transition
         self.counts = self.constants(torch.int64, one=1, limit=max_episode_steps or 0)
 
     @abc.abstractmethod
@@ -303,9 +303,16 @@ class TorchVectorEnv(abc.ABC):
         # shapes fixed, where drawing for the ended rows only would need their number on the host. Drawn here, out
         # of the (possibly compiled) transition, so that the generator's stream is the same compiled or not.
         fresh_state = self.initial_state(None)
-        (self.state, self.elapsed_steps, self.needs_reset), results = self._transition(
+        (self.state, self.elapsed_steps, needs_reset), results = self._transition(
             self.state, self.elapsed_steps, self.needs_reset, actions, fresh_state
         )
+        if self._compile:  # the flags as bools again (see transition_with_int_flags); .bool() of bools is a no-op
+            observations, rewards, terminated, truncated, info = results
+            if "_final_obs" in info:
+                info["_final_obs"] = info["_final_obs"].bool()
+            needs_reset = needs_reset.bool()
+            results = (observations, rewards, terminated.bool(), truncated.bool(), info)
+        self.needs_reset = needs_reset
         return results
 
     def transition(
@@ -345,6 +352,21 @@ class TorchVectorEnv(abc.ABC):
         truncated = truncated.masked_fill(needs_reset, False)
         results = (self.observe(state), rewards.masked_fill(needs_reset, 0.0), terminated, truncated, {})
         return (state, elapsed_steps.masked_fill_(needs_reset, 0), terminated | truncated), results
+
+    def transition_with_int_flags(self, *tensors: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], tuple[Any, ...]]:
+        """:meth:`transition` with its bool results (the flags and masks) as int32, which is what ``compile=True``
+        compiles (:meth:`step` makes them bools again): inductor's CPU kernels store and load bool arrays an element
+        at a time, about 5 ns each on the machine of BENCHMARKS.md against 0.3-0.6 ns for int32 or float32, which
+        made three quarters of the compiled step's time at 16,384 envs."""
+        (state, elapsed_steps, needs_reset), (observations, rewards, terminated, truncated, info) = self.transition(
+            *tensors
+        )
+        if "_final_obs" in info:
+            info = {**info, "_final_obs": info["_final_obs"].to(torch.int32)}
+        else:  # NEXT_STEP: the reset flags are new (SAME_STEP passes them through untouched)
+            needs_reset = needs_reset.to(torch.int32)
+        flags = terminated.to(torch.int32), truncated.to(torch.int32)
+        return (state, elapsed_steps, needs_reset), (observations, rewards, *flags, info)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything :meth:`load_state_dict` needs to continue exactly from here: tensors only, copies.
