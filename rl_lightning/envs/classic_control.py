@@ -116,6 +116,8 @@ class CartPole(TorchVectorEnv):
         rewards = -terminated.to(self.dtype) if self.sutton_barto_reward else torch.ones_like(x)
         return next_state, rewards, terminated
 
+    observation_is_state = True
+
     def observe(self, state: torch.Tensor) -> torch.Tensor:
         """The state itself (a copy)."""
         return state.clone()
@@ -398,6 +400,8 @@ class MountainCar(TorchVectorEnv):
         velocity = velocity + ((actions - 1).to(self.dtype) * self.force + torch.cos(3 * position) * (-self.gravity))
         position, velocity, terminated = self.move(position, velocity)
         return stack_columns(position, velocity), torch.full_like(position, -1.0), terminated
+
+    observation_is_state = True
 
     def observe(self, state: torch.Tensor) -> torch.Tensor:
         """The state itself (a copy)."""

@@ -202,6 +202,10 @@ class TorchVectorEnv(abc.ABC):
         self._transition = CompiledTransition(self.transition_with_int_flags) if compile else self.transition
         self.counts = self.constants(torch.int64, one=1, limit=max_episode_steps or 0)
 
+    observation_is_state = False
+    """Whether :meth:`observe` returns a copy of the state as is (CartPole's, MountainCar's): SAME_STEP then hands
+    out :meth:`dynamics`' next state as ``info["final_obs"]``, which must therefore be a new tensor."""
+
     @abc.abstractmethod
     def initial_state(self, options: dict[str, Any] | None) -> torch.Tensor:
         """A fresh state for every env, ``(num_envs, state_size)`` in ``dtype``, drawn with :attr:`generator`.
@@ -339,7 +343,8 @@ class TorchVectorEnv(abc.ABC):
             truncated = elapsed_steps >= self.counts.limit
         if self.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP:
             ended = terminated | truncated
-            final_observations = self.observe(next_state)
+            # Where the observation is the state, next_state itself (the env keeps no reference to it): one copy less.
+            final_observations = next_state if self.observation_is_state else self.observe(next_state)
             state = self.laid_out(where_rows(ended, fresh_state, next_state))
             info = {"final_obs": final_observations, "_final_obs": ended}
             # Observing the merged state rather than merging two observations: one torch.where (slow on the CPU,

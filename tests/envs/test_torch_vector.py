@@ -191,6 +191,24 @@ def test_a_sync_in_step_would_fail_on_the_meta_device(monkeypatch: pytest.Monkey
         env.step(torch.zeros(2, dtype=torch.int64, device="meta"))
 
 
+@pytest.mark.parametrize("mode", MODES, ids=lambda mode: mode.name)
+@pytest.mark.parametrize("env_id", CLASSIC_ENVS)
+def test_what_a_step_returns_is_the_callers_to_modify(env_id: str, mode: AutoresetMode) -> None:
+    # The results share no memory with the env (CartPole's final observations are its next state itself): NaNs
+    # and Trues written into them leave the env's next steps as an untouched twin's, ends (every 5 steps) included.
+    kwargs = {"max_episode_steps": 5, "autoreset_mode": mode}
+    scribbled, untouched = (make_vector_env(env_id, 8, vectorization="torch", env_kwargs=kwargs) for _ in range(2))
+    scribbled.reset(seed=0)
+    untouched.reset(seed=0)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(12):
+        actions = random_actions(untouched, generator)
+        ours, theirs = scribbled.step(actions), untouched.step(actions)
+        assert_rollouts_equal([ours[:4]], [theirs[:4]])
+        for result in (*ours[:4], *ours[4].values()):
+            result.fill_(float("nan") if result.is_floating_point() else True)
+
+
 @pytest.mark.parametrize("env_id", CLASSIC_ENVS)
 def test_same_seed_gives_the_same_rollout_and_another_seed_another(env_id: str) -> None:
     # A short time limit so that the rollout also draws the autoresets' random initial states.
