@@ -55,6 +55,12 @@ def numpy_dtype(dtype: torch.dtype) -> np.dtype:
     return np.dtype(np.float64 if dtype == torch.float64 else np.float32)
 
 
+def stack_columns(*columns: torch.Tensor) -> torch.Tensor:
+    """The ``(rows, len(columns))`` tensor of ``columns`` (each ``(rows,)``), laid out column by column as
+    :meth:`TorchVectorEnv.laid_out` keeps a state: one contiguous copy (stacking into rows copies with a stride)."""
+    return torch.stack(columns).T
+
+
 def where_rows(mask: torch.Tensor, if_true: torch.Tensor, if_false: torch.Tensor) -> torch.Tensor:
     """Row ``i`` of ``if_true`` where ``mask[i]``, else row ``i`` of ``if_false``; ``mask`` has shape ``(rows,)``."""
     return torch.where(mask.view(-1, *([1] * (if_false.dim() - 1))), if_true, if_false)
@@ -111,7 +117,8 @@ class TorchVectorEnv(abc.ABC):
     - ``step(actions) -> (observations, rewards, terminated, truncated, info)``. Actions: integer tensors of shape
       ``(num_envs,)`` for a ``Discrete`` space, float tensors ``(num_envs, *shape)`` for a ``Box``; they are not
       checked against the space (that would cost a host sync). All results are tensors on ``device``:
-      observations ``(num_envs, *obs_shape)`` and rewards ``(num_envs,)`` in ``dtype``, terminated and
+      observations ``(num_envs, *obs_shape)`` (the classic control envs' come column-major, as gymnasium's native
+      vector CartPole's do) and rewards ``(num_envs,)`` in ``dtype``, terminated and
       truncated bool ``(num_envs,)``. ``truncated`` is set when an episode reaches ``max_episode_steps``, also
       when it terminates at that step (as gymnasium's ``TimeLimit`` does).
     - ``SAME_STEP`` (the default): an env whose episode ended at this step is reset within it: its row of the
@@ -130,12 +137,14 @@ class TorchVectorEnv(abc.ABC):
 
     **Writing an env.** A subclass gives its spaces, time limit and defaults to ``__init__`` and implements three
     pure functions of a state tensor ``(num_envs, state_size)``: :meth:`initial_state` (the reset distribution,
-    drawn from :attr:`generator`), :meth:`dynamics` (one step of every env) and :meth:`observe`. This class adds
-    the time limit, autoreset in both modes, seeding and saving. The state lives in the public attribute
-    ``state`` (like ``env.unwrapped.state`` of gymnasium's classic control envs), so tests may set it. A step is
-    one random draw (:meth:`initial_state` for every env) and then :meth:`transition`, a pure function of tensors
-    that ``compile=True`` hands to ``torch.compile``: ``dynamics`` and ``observe`` must then be traceable by it
-    (tensor ops, branches on Python values only, as they must anyway to never synchronise).
+    drawn from :attr:`generator`, e.g. with :meth:`uniform`), :meth:`dynamics` (one step of every env) and
+    :meth:`observe`. This class adds the time limit, autoreset in both modes, seeding and saving. The state lives
+    in the public attribute ``state`` (like ``env.unwrapped.state`` of gymnasium's classic control envs), so tests
+    may set it; it is kept column by column (:meth:`laid_out`), so ``dynamics`` should build its next state with
+    :func:`stack_columns`. A step is one random draw (:meth:`initial_state` for every env) and then
+    :meth:`transition`, a pure function of tensors that ``compile=True`` hands to ``torch.compile``: ``dynamics``
+    and ``observe`` must then be traceable by it (tensor ops, branches on Python values only, as they must anyway
+    to never synchronise).
 
     Args:
         num_envs: number of environments in the batch.
@@ -151,9 +160,7 @@ class TorchVectorEnv(abc.ABC):
             its many small tensor ops into one kernel: faster where each op costs more to launch than to compute
             (the CPU up to tens of thousands of envs), at the price of compiling at the first step (seconds) and
             again for each new shape or dtype. The random stream is unchanged; the floats may differ from the
-            uncompiled step's in the last bits. A compiled env keeps its state column by column (see
-            :meth:`laid_out`), so observations that are the state (CartPole's) come column-major, as gymnasium's
-            native vector CartPole's do. Where compiling fails (no C++ compiler on the CPU, no triton on a
+            uncompiled step's in the last bits. Where compiling fails (no C++ compiler on the CPU, no triton on a
             GPU) the env warns once and steps uncompiled. All envs share torch.compile's cache of
             :meth:`transition`: a process compiles it for at most ``torch._dynamo.config.recompile_limit`` (8)
             combinations of env class, autoreset mode, number of envs and dtype; envs past that step uncompiled,
@@ -192,7 +199,12 @@ class TorchVectorEnv(abc.ABC):
         self.elapsed_steps = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
         self.needs_reset = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
         self._compile = compile
-        self._transition = CompiledTransition(self.transition) if compile else self.transition
+        self._transition = CompiledTransition(self.transition_with_int_flags) if compile else self.transition
+        self.counts = self.constants(torch.int64, one=1, limit=max_episode_steps or 0)
+
+    observation_is_state = False
+    """Whether :meth:`observe` returns a copy of the state as is (CartPole's, MountainCar's): SAME_STEP then hands
+    out :meth:`dynamics`' next state as ``info["final_obs"]``, which must therefore be a new tensor."""
 
     @abc.abstractmethod
     def initial_state(self, options: dict[str, Any] | None) -> torch.Tensor:
@@ -215,28 +227,40 @@ class TorchVectorEnv(abc.ABC):
     def observe(self, state: torch.Tensor) -> torch.Tensor:
         """The observations ``(num_envs, *obs_shape)`` of ``state``, as a new tensor (callers may modify it)."""
 
-    def constants(self, **numbers: float) -> SimpleNamespace:
+    def constants(self, dtype: torch.dtype | None = None, **numbers: float) -> SimpleNamespace:
         """``numbers`` as the attributes of a namespace, for :meth:`dynamics`: uncompiled, 0-dim tensors of ``dtype``
-        on ``device`` (an op given a Python number converts it to such a tensor at every call, which on the CPU costs
-        about as much as the op on a thousand envs); compiled, the numbers themselves (the compiler bakes them into
-        its kernel, where it would check tensors at every call)."""
+        (default: the env's) on ``device`` (an op given a Python number converts it to such a tensor at every call,
+        which on the CPU costs about as much as the op on a thousand envs); compiled, the numbers themselves (the
+        compiler bakes them into its kernel, where it would check tensors at every call)."""
         if self._compile:
             return SimpleNamespace(**numbers)
+        dtype = self.dtype if dtype is None else dtype
         return SimpleNamespace(
-            **{name: torch.tensor(value, dtype=self.dtype, device=self.device) for name, value in numbers.items()}
+            **{name: torch.tensor(value, dtype=dtype, device=self.device) for name, value in numbers.items()}
         )
 
-    def laid_out(self, state: torch.Tensor) -> torch.Tensor:
-        """``state`` as this env keeps it: compiled, column by column (each state variable contiguous over the envs,
-        so that the compiled kernel loads them as vectors; with rows of a few numbers inductor emits scalar code);
-        uncompiled, as it comes (row by row, as drawn: no copy, and the results of before bit for bit)."""
-        return state.T.contiguous().T if self._compile and state.dim() == 2 else state
+    @staticmethod
+    def laid_out(state: torch.Tensor) -> torch.Tensor:
+        """``state`` as an env keeps it: column by column, each state variable contiguous over the envs (strides
+        ``(1, num_envs)``), as gymnasium's native vector CartPole keeps its ``(4, num_envs)`` state. Each variable's
+        ops then run over contiguous memory (vectorised, in the compiled kernel too, where rows of a few numbers give
+        scalar code), and the next state is stacked without a transposing copy (:func:`stack_columns`). A copy only
+        where ``state`` is laid out otherwise (a state set by hand)."""
+        if state.dim() != 2 or state.stride(0) == 1:
+            return state
+        return state.T.contiguous().T
 
     def uniform(self, low: float | torch.Tensor, high: float | torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-        """Uniform samples in ``[low, high)`` of ``shape`` from :attr:`generator`; bounds that are tensors must be
-        on ``device`` already (a copy from the host inside :meth:`step` would synchronise)."""
-        unit = torch.rand(shape, generator=self.generator, device=self.device, dtype=self.dtype)
-        return unit.mul_(high - low).add_(low)  # in place: low + (high - low) * unit without two more tensors
+        """Uniform samples in ``[low, high]`` of ``shape`` from :attr:`generator`, drawn column by column into the
+        layout of :meth:`laid_out`; bounds that are tensors must be on ``device`` already (a copy from the host
+        inside :meth:`step` would synchronise). Float32 draws keep 24 random bits, float64 draws 53."""
+        strides = [1] * len(shape)
+        for dim in range(1, len(shape)):
+            strides[dim] = strides[dim - 1] * shape[dim - 1]
+        draws = torch.empty_strided(shape, strides, dtype=self.dtype, device=self.device)
+        if isinstance(low, torch.Tensor) or isinstance(high, torch.Tensor):
+            return draws.uniform_(generator=self.generator).mul_(high - low).add_(low)
+        return draws.uniform_(low, high, generator=self.generator)  # one op, where a draw, a scale and a shift are 3
 
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None
@@ -283,9 +307,16 @@ class TorchVectorEnv(abc.ABC):
         # shapes fixed, where drawing for the ended rows only would need their number on the host. Drawn here, out
         # of the (possibly compiled) transition, so that the generator's stream is the same compiled or not.
         fresh_state = self.initial_state(None)
-        (self.state, self.elapsed_steps, self.needs_reset), results = self._transition(
+        (self.state, self.elapsed_steps, needs_reset), results = self._transition(
             self.state, self.elapsed_steps, self.needs_reset, actions, fresh_state
         )
+        if self._compile:  # the flags as bools again (see transition_with_int_flags); .bool() of bools is a no-op
+            observations, rewards, terminated, truncated, info = results
+            if "_final_obs" in info:
+                info["_final_obs"] = info["_final_obs"].bool()
+            needs_reset = needs_reset.bool()
+            results = (observations, rewards, terminated.bool(), truncated.bool(), info)
+        self.needs_reset = needs_reset
         return results
 
     def transition(
@@ -305,26 +336,42 @@ class TorchVectorEnv(abc.ABC):
             fresh_state: a state of every env drawn from the reset distribution, kept in the rows that reset.
         """
         next_state, rewards, terminated = self.dynamics(state, actions)
-        elapsed_steps = elapsed_steps + 1
+        elapsed_steps = elapsed_steps + self.counts.one
         if self.max_episode_steps is None:
             truncated = torch.zeros_like(terminated)
         else:
-            truncated = elapsed_steps >= self.max_episode_steps
+            truncated = elapsed_steps >= self.counts.limit
         if self.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP:
             ended = terminated | truncated
-            final_observations = self.observe(next_state)
+            # Where the observation is the state, next_state itself (the env keeps no reference to it): one copy less.
+            final_observations = next_state if self.observation_is_state else self.observe(next_state)
             state = self.laid_out(where_rows(ended, fresh_state, next_state))
             info = {"final_obs": final_observations, "_final_obs": ended}
             # Observing the merged state rather than merging two observations: one torch.where (slow on the CPU,
             # where it costs several additions) on the state only. observe works row by row, so the rows that did
             # not end are the same numbers as in final_observations.
             results = (self.observe(state), rewards, terminated, truncated, info)
-            return (state, elapsed_steps.masked_fill(ended, 0), needs_reset), results
+            return (state, elapsed_steps.masked_fill_(ended, 0), needs_reset), results
         state = self.laid_out(where_rows(needs_reset, fresh_state, next_state))
         terminated = terminated.masked_fill(needs_reset, False)
         truncated = truncated.masked_fill(needs_reset, False)
         results = (self.observe(state), rewards.masked_fill(needs_reset, 0.0), terminated, truncated, {})
-        return (state, elapsed_steps.masked_fill(needs_reset, 0), terminated | truncated), results
+        return (state, elapsed_steps.masked_fill_(needs_reset, 0), terminated | truncated), results
+
+    def transition_with_int_flags(self, *tensors: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], tuple[Any, ...]]:
+        """:meth:`transition` with its bool results (the flags and masks) as int32, which is what ``compile=True``
+        compiles (:meth:`step` makes them bools again): inductor's CPU kernels store and load bool arrays an element
+        at a time, about 5 ns each on the machine of BENCHMARKS.md against 0.3-0.6 ns for int32 or float32: 250 of
+        the 590 µs of a compiled CartPole step at 16,384 envs."""
+        (state, elapsed_steps, needs_reset), (observations, rewards, terminated, truncated, info) = self.transition(
+            *tensors
+        )
+        if "_final_obs" in info:
+            info = {**info, "_final_obs": info["_final_obs"].to(torch.int32)}
+        else:  # NEXT_STEP: the reset flags are new (SAME_STEP passes them through untouched)
+            needs_reset = needs_reset.to(torch.int32)
+        flags = terminated.to(torch.int32), truncated.to(torch.int32)
+        return (state, elapsed_steps, needs_reset), (observations, rewards, *flags, info)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything :meth:`load_state_dict` needs to continue exactly from here: tensors only, copies.

@@ -2,8 +2,9 @@
 
 Tolerances: our envs run in float64 for these comparisons. Next states, rewards and the final observations computed
 from gymnasium's float64 state agree to ``rtol = atol = 1e-12`` (the two differ only in the last bits of sin, cos
-and the modulo, by a few ulps at most). Gymnasium returns float32 observations, so those are compared with our
-observations rounded to float32, to one float32 ulp. MountainCarContinuous rounds its state itself to float32 at
+and the modulo, and for CartPole in the rounding of its folded constants and fused products: a few ulps at most).
+Gymnasium returns float32 observations, so those are compared with our observations rounded to float32, to one
+float32 ulp. MountainCarContinuous rounds its state itself to float32 at
 every step, so its next states are compared to ``atol = 1e-7`` (half a float32 ulp at ``|position| = 1.2`` is
 ``6e-8``). Terminated and truncated flags must be equal.
 """

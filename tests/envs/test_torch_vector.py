@@ -191,6 +191,24 @@ def test_a_sync_in_step_would_fail_on_the_meta_device(monkeypatch: pytest.Monkey
         env.step(torch.zeros(2, dtype=torch.int64, device="meta"))
 
 
+@pytest.mark.parametrize("mode", MODES, ids=lambda mode: mode.name)
+@pytest.mark.parametrize("env_id", CLASSIC_ENVS)
+def test_what_a_step_returns_is_the_callers_to_modify(env_id: str, mode: AutoresetMode) -> None:
+    # The results share no memory with the env (CartPole's final observations are its next state itself): NaNs
+    # and Trues written into them leave the env's next steps as an untouched twin's, ends (every 5 steps) included.
+    kwargs = {"max_episode_steps": 5, "autoreset_mode": mode}
+    scribbled, untouched = (make_vector_env(env_id, 8, vectorization="torch", env_kwargs=kwargs) for _ in range(2))
+    scribbled.reset(seed=0)
+    untouched.reset(seed=0)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(12):
+        actions = random_actions(untouched, generator)
+        ours, theirs = scribbled.step(actions), untouched.step(actions)
+        assert_rollouts_equal([ours[:4]], [theirs[:4]])
+        for result in (*ours[:4], *ours[4].values()):
+            result.fill_(float("nan") if result.is_floating_point() else True)
+
+
 @pytest.mark.parametrize("env_id", CLASSIC_ENVS)
 def test_same_seed_gives_the_same_rollout_and_another_seed_another(env_id: str) -> None:
     # A short time limit so that the rollout also draws the autoresets' random initial states.
@@ -388,25 +406,29 @@ def fresh_dynamo() -> Any:
 
 @pytest.mark.skipif(not any(map(shutil.which, ("g++", "clang++", "c++"))), reason="inductor needs a C++ compiler")
 @pytest.mark.usefixtures("fresh_dynamo")
-def test_compiled_step_matches_the_uncompiled_step_and_draws_the_same_random_stream() -> None:
-    # float64 and a 10-step limit: every row ends (and restarts from a fresh draw) several times in 40 steps.
-    compiled, uncompiled = compiled_and_uncompiled(num_envs=64, dtype=torch.float64, max_episode_steps=10)
+@pytest.mark.parametrize("mode", MODES, ids=lambda mode: mode.name)
+def test_compiled_step_matches_the_uncompiled_step_and_draws_the_same_random_stream(mode: AutoresetMode) -> None:
+    # float64 and a 10-step limit: every row ends (and restarts from a fresh draw) several times in 45 steps.
+    compiled, uncompiled = compiled_and_uncompiled(
+        num_envs=64, dtype=torch.float64, max_episode_steps=10, autoreset_mode=mode
+    )
     generator = torch.Generator().manual_seed(0)
     ends = 0
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a failed compile would warn and step uncompiled: the comparison would be moot
-        for step in range(40):
+        for step in range(45):
             actions = random_actions(uncompiled, generator)
             ours, theirs = compiled.step(actions), uncompiled.step(actions)
             # Rounding may differ in the last bits (inductor's own sin and cos), nothing more.
-            for a, b in ((ours[0], theirs[0]), (ours[1], theirs[1]), (ours[4]["final_obs"], theirs[4]["final_obs"])):
-                torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
-            assert torch.equal(ours[2], theirs[2]) and torch.equal(ours[3], theirs[3]), f"step {step}"
-            assert torch.equal(ours[4]["_final_obs"], theirs[4]["_final_obs"])
-            ends += int(theirs[4]["_final_obs"].sum())
+            for a, b in zip((*ours[:2], *ours[4].values()), (*theirs[:2], *theirs[4].values()), strict=True):
+                torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)  # the masks in info exactly
+            # The flags cross the compiled kernel as int32 (transition_with_int_flags) and come back as bools.
+            for a, b in ((ours[2], theirs[2]), (ours[3], theirs[3]), (compiled.needs_reset, uncompiled.needs_reset)):
+                assert a.dtype == torch.bool and torch.equal(a, b), f"step {step}"
+            ends += int((theirs[2] | theirs[3]).sum())
     assert ends >= 4 * 64  # every env restarted at least 4 times: the fresh draws were compared too
-    # Compiled, the state is kept column by column (its kernel then loads each variable as a vector).
-    assert (compiled.state.stride(), uncompiled.state.stride()) == ((1, 64), (4, 1))
+    # Compiled or not, the state is kept column by column (each variable's ops then run over contiguous memory).
+    assert compiled.state.stride() == uncompiled.state.stride() == (1, 64)
     assert torch.equal(compiled.generator.get_state(), uncompiled.generator.get_state())
 
 
