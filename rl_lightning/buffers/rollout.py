@@ -120,6 +120,11 @@ class RolloutBuffer:
         self.final_values = zeros()  # V(true final observation), read only where the env was truncated
         self.advantages, self.returns = zeros(), zeros()
         self.action_masks = None if action_mask_size is None else zeros(action_mask_size, dtype=torch.bool)
+        # The batch's fields flattened over (step, env): views, valid for the buffer's life (it is written in place).
+        fields = (self.observations, self.actions, self.log_probs, self.values, self.advantages, self.returns)
+        self._flat = RolloutBatch(*(tree_map(lambda field: field.flatten(0, 1), field) for field in fields))
+        if self.action_masks is not None:
+            self._flat = self._flat._replace(action_masks=self.action_masks.flatten(0, 1))
         self.terminations = torch.zeros((n_steps, num_envs), dtype=torch.bool)
         self.truncations = torch.zeros((n_steps, num_envs), dtype=torch.bool)
         self.valid = torch.zeros((n_steps, num_envs), dtype=torch.bool)
@@ -281,12 +286,11 @@ class RolloutBuffer:
 
     def batch(self, indices: Tensor | None = None) -> RolloutBatch:
         """The transitions at flat ``indices``; None: the whole rollout, as views of the buffer (no copy)."""
-        fields = (self.observations, self.actions, self.log_probs, self.values, self.advantages, self.returns)
-        if self.action_masks is not None:
-            fields += (self.action_masks,)
         if indices is None:
-            return RolloutBatch(*(tree_map(lambda field: field.flatten(0, 1), field) for field in fields))
-        return RolloutBatch(*(tree_map(lambda field: field.flatten(0, 1)[indices], field) for field in fields))
+            return self._flat
+        return RolloutBatch(
+            *(None if field is None else tree_map(lambda leaf: leaf[indices], field) for field in self._flat)
+        )
 
     def chunk_indices(self) -> Tensor:
         """Indices of the rollout's chunks that hold a transition (with ``state_shapes``): chunk ``c`` is env
