@@ -44,6 +44,7 @@ from rl_lightning.callbacks.video import RenderError, check_video_writer
 from rl_lightning.cli import COMMANDS
 from rl_lightning.data import evaluate_policy
 from rl_lightning.errors import ConfigurationError
+from rl_lightning.metric_names import VAL_RETURN
 from rl_lightning.runs import (
     Resume,
     checkpoint_folder,
@@ -320,6 +321,7 @@ class RLCLI(LightningCLI):
         metrics = trainer.callback_metrics
         evaluation = (
             f"final evaluation {float(metrics['val/return_mean']):.1f} +- {float(metrics['val/return_std']):.1f}"
+            f"{best_evaluation(float(metrics['val/return_mean']), trainer.checkpoint_callbacks)}"
             if "val/return_mean" in metrics and "val/return_std" in metrics
             else "no evaluation"
         )
@@ -329,6 +331,17 @@ class RLCLI(LightningCLI):
             f"{time.perf_counter() - self._fit_start:.0f} s; {evaluation}; checkpoints in "
             f"{checkpoint_folder(trainer.default_root_dir)}{logs}."
         )
+
+
+def best_evaluation(final: float, callbacks: Sequence[Any]) -> str:
+    """``", best 500.0 in best-epoch=3.ckpt"``: the checkpoint of a callback keeping the best evaluation return, where
+    it beat the final one (a greedy DQN policy, for one, can swing between evaluations); else nothing."""
+    for callback in callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.monitor == VAL_RETURN and callback.mode == "max":
+            score = callback.best_model_score
+            if callback.best_model_path and score is not None and float(score) > final:
+                return f", best {float(score):.1f} in {Path(callback.best_model_path).name}"
+    return ""
 
 
 _LIGHTNING_NOISE = (

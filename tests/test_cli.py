@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from rl_lightning import PPO, ConfigurationError
 from rl_lightning.cli import main
-from rl_lightning.commands import _build_algorithm
+from rl_lightning.commands import _build_algorithm, best_evaluation
 
 CONFIG = str(Path(__file__).resolve().parents[1] / "experiments" / "dqn_cartpole.yaml")
 TINY = [
@@ -286,3 +287,15 @@ def test_print_config_of_a_config_without_checkpoint_callbacks_shows_the_clis_ow
             "init_args": {"dirpath": str(tmp_path / "run" / "checkpoints"), "filename": "last", "save_top_k": 1},
         },
     ]
+
+
+def test_the_summary_names_the_best_evaluation_where_it_beat_the_final_one(tmp_path):
+    best = ModelCheckpoint(dirpath=tmp_path, monitor="val/return_mean", mode="max", filename="best-{epoch}")
+    last = ModelCheckpoint(dirpath=tmp_path, filename="last")  # monitors nothing: never the best
+    best.best_model_score, best.best_model_path = torch.tensor(500.0), str(tmp_path / "best-epoch=3.ckpt")
+    assert best_evaluation(107.4, [last, best]) == ", best 500.0 in best-epoch=3.ckpt"
+    assert best_evaluation(500.0, [last, best]) == ""  # the final evaluation is the best
+    assert best_evaluation(107.4, [last]) == ""
+    lowest = ModelCheckpoint(dirpath=tmp_path, monitor="val/return_mean", mode="min")
+    lowest.best_model_score, lowest.best_model_path = torch.tensor(9.0), str(tmp_path / "x.ckpt")
+    assert best_evaluation(107.4, [lowest]) == ""
