@@ -474,8 +474,9 @@ class OnPolicyAlgorithm(RLAlgorithm):
     def start_round(self) -> None:
         # The learning-rate schedule, a function of env steps, applied once per rollout (as Stable-Baselines3 does).
         learning_rate = self.lr_schedule(self.progress_remaining)
-        for group in self.optimizers().param_groups:
-            group["lr"] = learning_rate
+        for optimizer in self.trainer.optimizers:  # every one, for a subclass with several
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate
 
     def on_train_epoch_end(self) -> None:
         if self.buffer is not None and self.buffer.full:

@@ -201,9 +201,9 @@ def _stack_separate_critics(state_dict: dict[str, Tensor], prefix: str, *args: o
     (``q_networks.<critic>.<layer>.weight``), into the batched layers (``q_networks.<layer>.weight``)."""
     separate = re.compile(re.escape(prefix) + r"q_networks\.(\d+)\.(\d+)\.(weight|bias)")
     layers: dict[tuple[int, str], dict[int, Tensor]] = {}
-    for key in [key for key in state_dict if separate.fullmatch(key)]:
-        critic, layer, name = separate.fullmatch(key).groups()
-        layers.setdefault((int(layer), name), {})[int(critic)] = state_dict.pop(key)
+    for match in [match for key in state_dict if (match := separate.fullmatch(key))]:
+        critic, layer, name = match.groups()
+        layers.setdefault((int(layer), name), {})[int(critic)] = state_dict.pop(match.string)
     for (layer, name), by_critic in layers.items():
         tensors = [by_critic[critic] for critic in sorted(by_critic)]
         stacked = torch.stack([tensor.t() for tensor in tensors]) if name == "weight" else torch.stack(tensors)[:, None]
