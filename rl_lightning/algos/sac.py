@@ -26,6 +26,7 @@ from rl_lightning.nets import (
     sample_squashed_gaussian,
     target_network,
 )
+from rl_lightning.nets.continuous import stack_separate_critics_optimizer_state
 from rl_lightning.tree import first_leaf
 
 
@@ -190,6 +191,11 @@ class SAC(OffPolicyAlgorithm):
     def on_train_epoch_end(self) -> None:
         super().on_train_epoch_end()
         self.log_epoch("train/ent_coef", self.log_ent_coef.detach().exp())
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        if len(checkpoint.get("optimizer_states", [])) > 1:  # the critics' optimizer, maybe saved before batching
+            stack_separate_critics_optimizer_state(self.critic, checkpoint["optimizer_states"][1])
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         optimizers = [

@@ -23,6 +23,7 @@ from rl_lightning.nets import (
     polyak_update,
     target_network,
 )
+from rl_lightning.nets.continuous import stack_separate_critics_optimizer_state
 from rl_lightning.tree import first_leaf
 
 
@@ -185,6 +186,11 @@ class TD3(OffPolicyAlgorithm):
             self.update_stats.add(actor_loss=actor_loss)
             polyak_update(self.critic_target, self.critic, self.tau)
             polyak_update(self.actor_target, self.actor, self.tau)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        if len(checkpoint.get("optimizer_states", [])) > 1:  # the critics' optimizer, maybe saved before batching
+            stack_separate_critics_optimizer_state(self.critic, checkpoint["optimizer_states"][1])
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         return [

@@ -196,6 +196,39 @@ class ContinuousQNetworks(nn.Module):
         return self.q_networks(inputs.expand(self.n_critics, *inputs.shape)).squeeze(-1).t()
 
 
+def stack_separate_critics_optimizer_state(critic: nn.Module, saved: dict) -> None:
+    """In place: the ``state_dict`` of an optimizer of ``critic``'s parameters saved before :class:`BatchedLinear`
+    (the parameters of each critic's layers in turn) made that of the batched layers, each layer's moments stacked
+    as its weights are, so that a run saved before resumes. Anything else is left as it is."""
+    if not isinstance(critic, ContinuousQNetworks) or len(saved["param_groups"]) != 1:
+        return
+    encoder = len(list(critic.encoder.parameters()))
+    batched = len(list(critic.q_networks.parameters()))  # a weight and a bias per layer, all critics in each
+    ids, state = saved["param_groups"][0]["params"], saved["state"]
+    first_layer = state.get(ids[encoder], {}) if len(ids) > encoder else {}
+    separate = any(isinstance(value, Tensor) and value.dim() == 2 for value in first_layer.values())
+    if len(ids) != encoder + critic.n_critics * batched or not (separate or not state):
+        return
+    stacked: dict[int, dict] = {}
+    for new in range(encoder + batched):
+        olds = [ids[new]] if new < encoder else [ids[new + c * batched] for c in range(critic.n_critics)]
+        entries = [state[old] for old in olds if old in state]
+        if not entries:
+            continue
+        stacked[new] = {
+            key: _stacked_like_layers([entry[key] for entry in entries], weight=(new - encoder) % 2 == 0)
+            if new >= encoder and isinstance(value, Tensor) and value.dim() > 0
+            else value
+            for key, value in entries[0].items()
+        }
+    saved["state"], saved["param_groups"][0]["params"] = stacked, list(range(encoder + batched))
+
+
+def _stacked_like_layers(tensors: list[Tensor], weight: bool) -> Tensor:
+    """Per-critic tensors of a layer's weight ``(out, in)`` or bias ``(out,)`` as :class:`BatchedLinear` holds them."""
+    return torch.stack([tensor.t() for tensor in tensors]) if weight else torch.stack(tensors)[:, None]
+
+
 def _stack_separate_critics(state_dict: dict[str, Tensor], prefix: str, *args: object) -> None:
     """Load a state dict saved before :class:`BatchedLinear`, whose critics were separate MLPs
     (``q_networks.<critic>.<layer>.weight``), into the batched layers (``q_networks.<layer>.weight``)."""
@@ -206,8 +239,7 @@ def _stack_separate_critics(state_dict: dict[str, Tensor], prefix: str, *args: o
         layers.setdefault((int(layer), name), {})[int(critic)] = state_dict.pop(match.string)
     for (layer, name), by_critic in layers.items():
         tensors = [by_critic[critic] for critic in sorted(by_critic)]
-        stacked = torch.stack([tensor.t() for tensor in tensors]) if name == "weight" else torch.stack(tensors)[:, None]
-        state_dict[f"{prefix}q_networks.{layer}.{name}"] = stacked
+        state_dict[f"{prefix}q_networks.{layer}.{name}"] = _stacked_like_layers(tensors, weight=name == "weight")
 
 
 def build_critic(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -17,7 +19,7 @@ from rl_lightning.nets import (
     polyak_update,
     sample_squashed_gaussian,
 )
-from rl_lightning.nets.continuous import LOG_STD_MAX
+from rl_lightning.nets.continuous import LOG_STD_MAX, stack_separate_critics_optimizer_state
 from rl_lightning.nets.mlp import mlp
 
 OBSERVATIONS = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
@@ -124,3 +126,29 @@ def test_polyak_update_moves_parameters_by_tau_and_copies_buffers():
     assert target.num_batches_tracked.item() == 7
     polyak_update(target, online, tau=1.0)
     assert torch.equal(target.weight, online.weight)
+
+
+def test_an_optimizer_state_of_separate_critics_loads_into_the_batched_critics():
+    torch.manual_seed(0)
+    critic = ContinuousQNetworks(OBSERVATIONS, ACTIONS, hidden_sizes=(8,), n_critics=2)
+    torch.manual_seed(0)
+    separate = nn.ModuleList(mlp(3 + 2, 1, (8,)) for _ in range(2))  # as the critics were saved before batching
+    observations, actions = torch.randn(6, 3), torch.rand(6, 2) * 2 - 1
+    inputs = torch.cat([observations, actions], dim=1)
+    old = torch.optim.Adam(separate.parameters(), lr=0.1)
+    torch.cat([q(inputs) for q in separate], dim=1).square().sum().backward()
+    old.step()
+    saved = copy.deepcopy(old.state_dict())  # the optimizer goes on stepping its own tensors
+    stack_separate_critics_optimizer_state(critic, saved)
+    critic.load_state_dict({f"q_networks.{key}": value for key, value in separate.state_dict().items()})
+    new = torch.optim.Adam(critic.parameters(), lr=0.1)
+    new.load_state_dict(saved)
+    # One more step on both gives the same critics: the moments went to the batched layers' matching entries.
+    for optimizer, loss in ((old, lambda: torch.cat([q(inputs) for q in separate], dim=1)),
+                            (new, lambda: critic(observations, actions))):
+        optimizer.zero_grad()
+        loss().square().sum().backward()
+        optimizer.step()
+    expected = torch.cat([q(inputs) for q in separate], dim=1)
+    torch.testing.assert_close(critic(observations, actions), expected)
+    assert new.state[critic.q_networks[0].weight]["exp_avg"].shape == (2, 5, 8)
